@@ -1,0 +1,37 @@
+# ncdc-stac: `make demo` (set up, generate samples, publish, serve) and `make test` (set up, run every check).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SCALE ?= small
+RECORDS := $(wildcard records/*.json)
+
+.PHONY: install demo samples convert publish serve test lint screenshots bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+samples: install
+	$(BIN)/ncdc-stac samples --out samples --scale $(SCALE)
+
+convert: install
+	$(BIN)/ncdc-stac convert $(RECORDS) --out public
+
+demo: samples convert
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -n 2
+
+clean:
+	rm -rf samples public .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""ncdc-stac: the application shell (command line and settings) around catalog/, publish/ and services/."""

@@ -1,0 +1,76 @@
+"""The ``ncdc-stac`` command line: a thin shell over catalog/, publish/ and services/."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from catalog.collection import create_collection
+from catalog.record import RecordError, load_record
+from publish.storage import write_json_atomic
+
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+def _report_warnings(source: Path, warnings: list[dict[str, str]]) -> None:
+    for warning in warnings:
+        err_console.print(f"[yellow]warning[/] {source}: {warning['field']}: {warning['message']}", highlight=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ncdc-stac")
+def main() -> None:
+    """STAC catalog and cloud-native publisher for the data center's datasets."""
+
+
+@main.command()
+@click.argument("records", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Directory that receives <collection-id>/collection.json per record.",
+)
+def convert(records: tuple[Path, ...], out: Path) -> None:
+    """Convert metadata RECORDS (JSON) into STAC Collections.
+
+    A record that fails is reported with its file and field and nothing is written for it;
+    the others still convert. Exit code 1 if any record failed.
+    """
+    failed = 0
+    for source in records:
+        try:
+            collection = create_collection(load_record(source))
+        except RecordError as err:
+            failed += 1
+            err_console.print(f"[red]error[/] {err}", highlight=False)
+            continue
+        target = out / collection.id / "collection.json"
+        collection.set_self_href(None)
+        changed = write_json_atomic(target, collection.to_dict(include_self_link=False))
+        _report_warnings(source, collection.extra_fields.get("ncdc:quality_warnings", []))
+        click.echo(f"{'wrote' if changed else 'unchanged'} {target}")
+    if failed:
+        err_console.print(f"[red]{failed} of {len(records)} record(s) failed[/]")
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--out", default=Path("samples"), show_default=True, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--scale", type=click.Choice(["small", "full"]), default="small", show_default=True)
+@click.option("--dataset", "datasets", multiple=True, help="Only these datasets (default: all).")
+def samples(out: Path, scale: str, datasets: tuple[str, ...]) -> None:
+    """Generate SYNTHETIC sample inputs in the formats the records describe (not real data)."""
+    from publish.samples import generate_samples
+    from rich.progress import Progress, SpinnerColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), "{task.description}", TimeElapsedColumn(), console=err_console) as progress:
+        task = progress.add_task("generating samples", total=None)
+        folders = generate_samples(
+            out, scale, list(datasets) or None, progress=lambda msg: progress.update(task, description=msg)
+        )
+    for name, folder in folders.items():
+        click.echo(f"{name}: {folder}")
