@@ -17,13 +17,19 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-samples: install
+samples/.generated-$(SCALE): | $(STAMP)
 	$(BIN)/ncdc-stac samples --out samples --scale $(SCALE)
+	touch $@
 
-convert: install
-	$(BIN)/ncdc-stac convert $(RECORDS) --out public
+samples: samples/.generated-$(SCALE)
 
-demo: samples convert
+publish: samples
+	for record in $(RECORDS); do \
+	  name=$$(basename $$record .json); \
+	  $(BIN)/ncdc-stac publish $$record --data samples/$$name --root public || exit 1; \
+	done
+
+demo: publish
 
 lint: install
 	$(BIN)/ruff check .

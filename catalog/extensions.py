@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal, TypeVar
 
 import pystac
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pystac.extensions.base import ExtensionManagementMixin, PropertiesExtension
 
 M = TypeVar("M", bound=BaseModel)
@@ -275,3 +275,44 @@ class OrderExtension(_Extension):
     @status.setter
     def status(self, value: str | None) -> None:
         self._set_property("order:status", value)
+
+
+class Statistics(Model):
+    minimum: float | None = None
+    maximum: float | None = None
+    mean: float | None = None
+    stddev: float | None = None
+    valid_percent: float | None = None
+
+
+class Band(Model):
+    """A STAC 1.1 band (core ``bands``) with raster v2 fields."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str | None = None
+    description: str | None = None
+    data_type: str | None = None
+    nodata: float | str | None = None
+    unit: str | None = None
+    statistics: Statistics | None = None
+    spatial_resolution: float | None = Field(default=None, alias="raster:spatial_resolution")
+    scale: float | None = Field(default=None, alias="raster:scale")
+    offset: float | None = Field(default=None, alias="raster:offset")
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+
+class RasterExtension(_Extension):
+    """Raster extension v2.0.0 on STAC 1.1 ``bands`` (pystac ships raster v1.1)."""
+
+    SCHEMA = "https://stac-extensions.github.io/raster/v2.0.0/schema.json"
+
+    @property
+    def bands(self) -> list[Band]:
+        return [Band.model_validate(b) for b in self._get_property("bands", list) or []]
+
+    @bands.setter
+    def bands(self, values: list[Band]) -> None:
+        self._set_property("bands", [b.dump() for b in values] or None)

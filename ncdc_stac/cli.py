@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal, cast
 
 import click
 from rich.console import Console
@@ -64,13 +65,69 @@ def convert(records: tuple[Path, ...], out: Path) -> None:
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (default: all).")
 def samples(out: Path, scale: str, datasets: tuple[str, ...]) -> None:
     """Generate SYNTHETIC sample inputs in the formats the records describe (not real data)."""
-    from publish.samples import generate_samples
     from rich.progress import Progress, SpinnerColumn, TimeElapsedColumn
+
+    from publish.samples import generate_samples
 
     with Progress(SpinnerColumn(), "{task.description}", TimeElapsedColumn(), console=err_console) as progress:
         task = progress.add_task("generating samples", total=None)
         folders = generate_samples(
-            out, scale, list(datasets) or None, progress=lambda msg: progress.update(task, description=msg)
+            out,
+            cast(Literal["small", "full"], scale),
+            list(datasets) or None,
+            progress=lambda msg: progress.update(task, description=msg),
         )
     for name, folder in folders.items():
         click.echo(f"{name}: {folder}")
+
+
+@main.command()
+@click.argument("record", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option(
+    "--data", required=True, type=click.Path(path_type=Path, file_okay=False, exists=True), help="Data files."
+)
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), help="Publication root [NCDC_STAC_ROOT].")
+@click.option("--recipe", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="Default: beside RECORD.")
+@click.option("--workers", type=click.IntRange(min=1), help="Parallel workers [NCDC_STAC_WORKERS; default: cores].")
+@click.option("--prune", is_flag=True, help="Remove published items whose input file is gone.")
+def publish(record: Path, data: Path, root: Path | None, recipe: Path | None, workers: int | None, prune: bool) -> None:
+    """Publish RECORD's data files: COGs, GeoParquet + FlatGeobuf, Items, stac-geoparquet, static catalog.
+
+    Unchanged inputs are not converted again; every file is replaced atomically. Exit code 1 when
+    any file failed (the others are published, the failed ones keep their previous publication).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from ncdc_stac.settings import Settings
+    from publish.pipeline import publish_collection
+    from publish.recipe import RecipeError
+
+    settings = Settings()
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=err_console) as progress:
+            task = progress.add_task(f"publishing {record.name}", total=None)
+            summary = publish_collection(
+                record,
+                data,
+                root or settings.root,
+                recipe_path=recipe,
+                workers=workers or settings.workers,
+                prune=prune,
+                on_planned=lambda total: progress.update(task, total=total),
+                on_done=lambda item_id: progress.advance(task),
+            )
+    except (RecordError, RecipeError) as err:
+        err_console.print(f"[red]error[/] {err}", highlight=False)
+        sys.exit(1)
+    for error in summary.errors:
+        err_console.print(f"[red]error[/] {error}", highlight=False)
+    nothing = summary.converted == 0 and summary.written_files == 0 and summary.removed == 0
+    click.echo(
+        f"{summary.collection_id}: {summary.files} files, {summary.items} items "
+        f"({summary.converted} converted, {summary.unchanged} unchanged, {summary.removed} removed), "
+        f"{summary.written_files} files written, {summary.bytes / 1e6:.1f} MB, {summary.seconds:.1f} s"
+        + (" - nothing changed" if nothing else "")
+    )
+    if summary.errors:
+        sys.exit(1)

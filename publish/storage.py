@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,3 +37,15 @@ def dumps_json(obj: Any) -> bytes:
 def write_json_atomic(path: Path, obj: Any) -> bool:
     """Write a JSON document atomically; False if unchanged."""
     return write_bytes_atomic(path, dumps_json(obj))
+
+
+@contextmanager
+def temporary_sibling(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path``, renamed onto it when the block succeeds, removed otherwise."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.stac_schemas import OfflineValidator
+
+if TYPE_CHECKING:
+    from tests.publication import Publication
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDS = sorted((REPO / "records").glob("*.json"))
@@ -32,3 +36,14 @@ def stac_validator() -> OfflineValidator:
 @pytest.fixture(params=RECORDS, ids=[p.stem for p in RECORDS])
 def record_path(request: pytest.FixtureRequest) -> Path:
     return Path(request.param)
+
+
+@pytest.fixture(scope="session")
+def publication(tmp_path_factory: pytest.TempPathFactory) -> Publication:
+    """The four small sample datasets, published once and shared (read-only) by the tests."""
+    from tests.publication import publish_samples
+
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "published-samples"
+    shared.mkdir(exist_ok=True)
+    return publish_samples(shared)
