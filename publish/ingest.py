@@ -1,0 +1,337 @@
+"""Load a publication (collections + items) into PostgreSQL/pgstac with pypgstac's loader.
+
+Published layout::
+
+    ROOT/<collection-id>/collection.json
+    ROOT/<collection-id>/items.parquet               stac-geoparquet, asset hrefs relative to ROOT
+    ROOT/<collection-id>/<item-id>/<item-id>.json    static items, asset hrefs relative to the item file
+
+Items come from ``items.parquet`` (streamed in record batches) or, without it, from the static item files.
+Every href that pgstac stores is relative to ROOT (the API turns it into ``{base_url}/files/{href}``);
+structural links (self, root, parent, ...) are dropped because the API generates its own.
+Loading upserts (``Methods.upsert``): a re-run adds no duplicates and updates changed items and collections.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import psycopg
+from pypgstac.db import PgstacDB
+from pypgstac.load import Loader, Methods
+from pypgstac.migrate import Migrate
+from pypgstac.version import __version__ as PYPGSTAC_VERSION  # noqa: N812
+
+Source = Literal["auto", "parquet", "json"]
+STRUCTURAL_RELS = frozenset({"self", "root", "parent", "child", "item", "items", "collection"})
+"""Link relations that the API infers; stored copies would point into the static tree."""
+PARQUET_NAME = "items.parquet"
+DEFAULT_BATCH_SIZE = 1000
+
+
+class IngestError(ValueError):
+    """Bad input or a refused load; the message names the file (or database) concerned."""
+
+
+@dataclass(frozen=True)
+class CollectionSummary:
+    """What was loaded for one collection."""
+
+    id: str
+    items: int
+    source: Path | None
+    """``items.parquet``, the collection folder (static items) or None when it has no items."""
+    pruned: int = 0
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """Result of :func:`ingest`."""
+
+    collections: tuple[CollectionSummary, ...]
+    pgstac_version: str
+
+    @property
+    def items(self) -> int:
+        """Items read and upserted over all collections."""
+        return sum(c.items for c in self.collections)
+
+
+# --- hrefs -------------------------------------------------------------------------------------------------
+
+
+def is_relative_href(href: str) -> bool:
+    """True for a relative reference (no scheme, no leading slash): one that is a file of the publication."""
+    return not urlsplit(href).scheme and not href.startswith("/")
+
+
+def root_relative(href: str, base: str, where: str) -> str:
+    """``href`` written relative to ``base`` (a folder relative to ROOT) made relative to ROOT."""
+    if not is_relative_href(href):
+        return href
+    joined = posixpath.normpath(posixpath.join(base, href))
+    if joined == ".." or joined.startswith("../"):
+        raise IngestError(f"{where}: href {href!r} points outside the publication root")
+    return joined
+
+
+def _rebase(obj: dict[str, Any], base: str, where: str) -> dict[str, Any]:
+    """Asset and link hrefs of an item or collection made relative to ROOT; structural links dropped."""
+    assets = obj.get("assets")
+    if assets is not None:
+        if not isinstance(assets, dict):
+            raise IngestError(f"{where}: 'assets' must be an object")
+        for key, asset in assets.items():
+            if not isinstance(asset, dict) or not isinstance(asset.get("href"), str):
+                raise IngestError(f"{where}: asset {key!r} has no href")
+            asset["href"] = root_relative(asset["href"], base, f"{where}: asset {key!r}")
+            for name, alternate in (asset.get("alternate") or {}).items():
+                if isinstance(alternate, dict) and isinstance(alternate.get("href"), str):
+                    alternate["href"] = root_relative(alternate["href"], base, f"{where}: asset {key!r} ({name})")
+    links = obj.get("links") or []
+    if not isinstance(links, list):
+        raise IngestError(f"{where}: 'links' must be a list")
+    kept = []
+    for link in links:
+        if not isinstance(link, dict) or not isinstance(link.get("href"), str):
+            raise IngestError(f"{where}: a link has no href")
+        if link.get("rel") in STRUCTURAL_RELS:
+            continue
+        kept.append({**link, "href": root_relative(link["href"], base, f"{where}: link {link.get('rel')!r}")})
+    obj["links"] = kept
+    return obj
+
+
+# --- reading -----------------------------------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise IngestError(f"{path}: cannot read: {err.strerror or err}") from err
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise IngestError(f"{path}: not valid JSON: {err}") from err
+    if not isinstance(data, dict):
+        raise IngestError(f"{path}: expected a JSON object")
+    return data
+
+
+def find_collections(root: Path) -> list[Path]:
+    """``ROOT/<collection-id>/collection.json`` files, sorted by collection id."""
+    if not root.is_dir():
+        raise IngestError(f"{root}: publication root is not a directory")
+    return sorted(root.glob("*/collection.json"))
+
+
+def read_collection(path: Path) -> dict[str, Any]:
+    """A published collection, checked, with hrefs made relative to ROOT."""
+    collection = _read_json(path)
+    folder = path.parent.name
+    if collection.get("type") != "Collection":
+        raise IngestError(f"{path}: 'type' must be 'Collection', found {collection.get('type')!r}")
+    if collection.get("id") != folder:
+        raise IngestError(f"{path}: collection id {collection.get('id')!r} differs from its folder {folder!r}")
+    extent = collection.get("extent")
+    if not isinstance(extent, dict) or "spatial" not in extent or "temporal" not in extent:
+        raise IngestError(f"{path}: 'extent' must have 'spatial' and 'temporal'")
+    return _rebase(collection, folder, str(path))
+
+
+def _drop_nulls(value: Any) -> Any:
+    """Remove null members of objects (columnar storage turns every absent field into null)."""
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value
+
+
+def iter_parquet_items(path: Path, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[dict[str, Any]]:
+    """Checked items of ``<collection-id>/items.parquet``, streamed one record batch at a time; hrefs kept."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from stac_geoparquet.arrow import stac_table_to_items
+
+    try:
+        parquet = pq.ParquetFile(path)
+        reader = pa.RecordBatchReader.from_batches(parquet.schema_arrow, parquet.iter_batches(batch_size=batch_size))
+        for row, raw in enumerate(stac_table_to_items(reader)):
+            item = _drop_nulls(raw)
+            item.setdefault("properties", {}).setdefault("datetime", None)
+            item.setdefault("type", "Feature")
+            where = f"{path} (row {row})"
+            yield check_item(_rebase(item, ".", where), path.parent.name, where)
+    except (OSError, pa.ArrowException) as err:
+        raise IngestError(f"{path}: cannot read stac-geoparquet: {err}") from err
+
+
+def iter_json_items(collection_dir: Path) -> Iterator[dict[str, Any]]:
+    """Checked static items ``<collection-dir>/<item-id>/<item-id>.json``, hrefs made relative to ROOT."""
+    for folder in sorted(p for p in collection_dir.iterdir() if p.is_dir()):
+        path = folder / f"{folder.name}.json"
+        if not path.is_file():
+            continue
+        item = _read_json(path)
+        if item.get("id") != folder.name:
+            raise IngestError(f"{path}: item id {item.get('id')!r} differs from its file name")
+        yield check_item(
+            _rebase(item, f"{collection_dir.name}/{folder.name}", str(path)), collection_dir.name, str(path)
+        )
+
+
+def check_item(item: dict[str, Any], collection_id: str, where: str) -> dict[str, Any]:
+    """The checks pgstac's loader needs (its own errors do not say which item failed)."""
+    if item.get("type") != "Feature":
+        raise IngestError(f"{where}: 'type' must be 'Feature', found {item.get('type')!r}")
+    if not isinstance(item.get("id"), str) or not item["id"]:
+        raise IngestError(f"{where}: item has no id")
+    collection = item.setdefault("collection", collection_id)
+    if collection != collection_id:
+        raise IngestError(f"{where}: item {item['id']!r} names collection {collection!r}, expected {collection_id!r}")
+    geometry = item.get("geometry")
+    if not isinstance(geometry, dict) or "type" not in geometry:
+        raise IngestError(f"{where}: item {item['id']!r} has no geometry (pgstac needs one)")
+    properties = item.get("properties")
+    if not isinstance(properties, dict):
+        raise IngestError(f"{where}: item {item['id']!r} has no properties")
+    if properties.get("datetime") is None and not (properties.get("start_datetime") and properties.get("end_datetime")):
+        raise IngestError(f"{where}: item {item['id']!r} needs 'datetime' or 'start_datetime' + 'end_datetime'")
+    return item
+
+
+# --- loading -----------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def open_pgstac(dsn: str) -> Iterator[PgstacDB]:
+    """A pypgstac database handle whose pool and connection are closed on exit."""
+    db = PgstacDB(dsn=dsn)
+    try:
+        pool = db.get_pool()
+        db.connect()
+    except psycopg.Error as err:
+        raise IngestError(f"cannot connect to the pgstac database: {err}") from err
+    try:
+        yield db
+    finally:
+        db.disconnect()
+        pool.close()
+
+
+def _ensure_schema(db: PgstacDB, migrate: bool) -> str:
+    """The database's pgstac version, after migrating it if asked; refuses a version the loader cannot use."""
+    if migrate:
+        try:
+            Migrate(db).run_migration()
+        except Exception as err:  # pypgstac raises bare Exception as well as psycopg errors
+            raise IngestError(f"pgstac migration failed: {err}") from err
+    version = db.version
+    if version is None:
+        raise IngestError("the database has no pgstac schema: run `pypgstac migrate` or ingest with migrate=True")
+    if version != "unreleased" and version.split(".")[:2] != PYPGSTAC_VERSION.split(".")[:2]:
+        raise IngestError(
+            f"the database has pgstac {version} but pypgstac is {PYPGSTAC_VERSION}: migrate the database first"
+        )
+    return version
+
+
+def _items_source(collection_dir: Path, source: Source) -> Path | None:
+    parquet = collection_dir / PARQUET_NAME
+    if source == "parquet" or (source == "auto" and parquet.is_file()):
+        if not parquet.is_file():
+            raise IngestError(f"{parquet}: not found")
+        return parquet
+    has_static = any((p / f"{p.name}.json").is_file() for p in collection_dir.iterdir() if p.is_dir())
+    return collection_dir if has_static else None
+
+
+class _Tally:
+    """Collects item ids as the loader pulls items; refuses duplicates (an upsert batch cannot hold two)."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.ids: set[str] = set()
+
+    def __call__(self, items: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for item in items:
+            if item["id"] in self.ids:
+                raise IngestError(f"{self.where}: item id {item['id']!r} appears twice")
+            self.ids.add(item["id"])
+            yield item
+
+
+@contextmanager
+def _naming(where: str) -> Iterator[None]:
+    """Name the input when a pypgstac load step refuses it."""
+    try:
+        yield
+    except IngestError:
+        raise
+    except Exception as err:  # pypgstac raises bare Exception as well as psycopg errors
+        raise IngestError(f"{where}: pgstac refused the data: {err}") from err
+
+
+def _prune(db: PgstacDB, collection_id: str, keep: set[str]) -> int:
+    """Delete the collection's items that are no longer published."""
+    conn = db.connect()
+    cursor = conn.execute(
+        "DELETE FROM items WHERE collection = %s AND NOT (id = ANY(%s))", [collection_id, sorted(keep)]
+    )
+    return cursor.rowcount
+
+
+def ingest(
+    root: Path,
+    dsn: str,
+    *,
+    collections: Collection[str] | None = None,
+    source: Source = "auto",
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    prune: bool = False,
+    migrate: bool = False,
+) -> IngestSummary:
+    """Upsert the publication under ``root`` into the pgstac database at ``dsn``.
+
+    ``collections`` limits the load to those ids; ``source`` picks ``items.parquet`` or the static item
+    JSON (``auto``: parquet when present); ``prune`` deletes items of a loaded collection that are no longer
+    published; ``migrate`` installs or upgrades the pgstac schema first. Raises :class:`IngestError`.
+    """
+    paths = find_collections(root)
+    if collections is not None:
+        unknown = sorted(set(collections) - {p.parent.name for p in paths})
+        if unknown:
+            raise IngestError(f"{root}: no published collection {', '.join(map(repr, unknown))}")
+        paths = [p for p in paths if p.parent.name in collections]
+    loaded = [(path, read_collection(path)) for path in paths]  # check every collection before writing
+
+    summaries: list[CollectionSummary] = []
+    with open_pgstac(dsn) as db:
+        version = _ensure_schema(db, migrate)
+        loader = Loader(db)
+        for path, collection in loaded:
+            cid = collection["id"]
+            with _naming(str(path)):
+                loader.load_collections(iter([collection]), Methods.upsert)
+            items_from = _items_source(path.parent, source)
+            if items_from is None:
+                summaries.append(CollectionSummary(cid, 0, None, _prune(db, cid, set()) if prune else 0))
+                continue
+            items = (
+                iter_parquet_items(items_from, batch_size)
+                if items_from.name == PARQUET_NAME and items_from.is_file()
+                else iter_json_items(items_from)
+            )
+            tally = _Tally(str(items_from))
+            with _naming(str(items_from)):
+                loader.load_items(tally(items), insert_mode=Methods.upsert, chunksize=batch_size)
+            pruned = _prune(db, cid, tally.ids) if prune else 0
+            summaries.append(CollectionSummary(cid, len(tally.ids), items_from, pruned))
+    return IngestSummary(tuple(summaries), version)

@@ -1,0 +1,208 @@
+"""The publication as the DuckDB backend sees it: collection documents and stac-geoparquet views.
+
+One in-process DuckDB database per application, with the spatial extension loaded from the
+``duckdb_extension_spatial`` wheel (nothing is downloaded). Each collection with an
+``items.parquet`` gets a view; requests use their own cursor (:meth:`DuckDBStore.cursor`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import duckdb
+
+from services.api.cql2_sql import quote_ident
+
+log = logging.getLogger(__name__)
+
+ZH = "zh-Hans"
+I18N_FIELD = "ncdc:i18n"
+
+
+def spatial_extension_path() -> Path:
+    """The spatial extension shipped in the ``duckdb-extension-spatial`` wheel for this DuckDB."""
+    import duckdb_extension_spatial
+
+    package = Path(duckdb_extension_spatial.__file__).parent / "extensions"
+    path = package / f"v{duckdb.__version__}" / "spatial.duckdb_extension"
+    if not path.is_file():
+        found = sorted(package.glob("*/spatial.duckdb_extension"))
+        if not found:
+            raise FileNotFoundError(f"no spatial.duckdb_extension under {package}")
+        path = found[-1]
+    return path
+
+
+def _text(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def search_text(document: Mapping[str, Any]) -> str:
+    """Case-folded text that free-text search matches: id, titles, descriptions, keywords (en + zh)."""
+    zh = document.get(I18N_FIELD, {}).get(ZH, {}) if isinstance(document.get(I18N_FIELD), dict) else {}
+    parts = [
+        *_text(document.get("id")),
+        *_text(document.get("title")),
+        *_text(document.get("description")),
+        *_text(document.get("keywords")),
+        *_text(zh.get("title")),
+        *_text(zh.get("description")),
+        *_text(zh.get("keywords")),
+    ]
+    return "\n".join(parts).casefold()
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class CollectionEntry:
+    """One published collection."""
+
+    id: str
+    folder: str
+    """Name of its folder under the publication root (relative hrefs in the document start there)."""
+    document: Mapping[str, Any]
+    """The collection.json as published (hrefs relative to its folder)."""
+    view: str | None
+    """Quoted name of the DuckDB view over its items.parquet, ``None`` if it has no items."""
+    columns: Mapping[str, str]
+    """Column name -> DuckDB type of the items.parquet."""
+    count: int
+    text: str
+    """Case-folded searchable text (see :func:`search_text`)."""
+
+    @property
+    def bbox(self) -> list[float] | None:
+        """The overall spatial extent (first bbox) of the collection."""
+        try:
+            box = self.document["extent"]["spatial"]["bbox"][0]
+            return [float(v) for v in box]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return None
+
+    @property
+    def interval(self) -> tuple[datetime | None, datetime | None]:
+        """The overall temporal extent (first interval); ``None`` for an open end."""
+        try:
+            start, end = self.document["extent"]["temporal"]["interval"][0]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return None, None
+        return _parse_time(start), _parse_time(end)
+
+
+class DuckDBStore:
+    """The DuckDB connection and the collections of one publication root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.collections: Mapping[str, CollectionEntry] = MappingProxyType({})
+        self._connection: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, root: Path) -> DuckDBStore:
+        """Connect an in-memory database, load spatial and read the publication."""
+        store = cls(root)
+        store.connect()
+        return store
+
+    def connect(self) -> None:
+        """Open the database (again, after :meth:`close`) and read the publication."""
+        with self._lock:
+            if self._connection is not None:
+                return
+            connection = duckdb.connect(":memory:")
+            try:
+                connection.execute(f"LOAD '{spatial_extension_path().as_posix()}'")
+                for setting in (
+                    "SET GLOBAL TimeZone = 'UTC'",
+                    "SET GLOBAL parquet_metadata_cache = true",
+                    "SET GLOBAL autoinstall_known_extensions = false",
+                    "SET GLOBAL autoload_known_extensions = false",
+                ):
+                    connection.execute(setting)
+            except Exception:
+                connection.close()
+                raise
+            self._connection = connection
+        self.reload()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the database is open."""
+        return self._connection is not None
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor of its own for one request (DuckDB connections are not shared across threads)."""
+        connection = self._connection
+        if connection is None:
+            raise RuntimeError("the DuckDB store is closed")
+        return connection.cursor()
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def reload(self) -> None:
+        """(Re)read collection.json files and (re)create the item views; swaps the collections atomically."""
+        with self._lock:
+            entries: dict[str, CollectionEntry] = {}
+            cursor = self.cursor()
+            for path in sorted(self.root.glob("*/collection.json")):
+                try:
+                    entry = self._load(cursor, path, f"items/{path.parent.name}")
+                except (OSError, ValueError, duckdb.Error) as err:
+                    log.error("skipping %s: %s", path, err)
+                    continue
+                if entry.id in entries:
+                    log.error("skipping %s: duplicate collection id %r", path, entry.id)
+                    continue
+                entries[entry.id] = entry
+            self.collections = MappingProxyType(entries)
+            log.info("publication %s: %d collections", self.root, len(entries))
+
+    @staticmethod
+    def _load(cursor: duckdb.DuckDBPyConnection, path: Path, view_name: str) -> CollectionEntry:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(document, dict) or not isinstance(document.get("id"), str):
+            raise ValueError("not a STAC Collection (no id)")
+        parquet = path.parent / "items.parquet"
+        view, columns, count = None, {}, 0
+        if parquet.is_file():
+            view = quote_ident(view_name)
+            literal = "'" + parquet.as_posix().replace("'", "''") + "'"
+            cursor.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({literal})")
+            columns = {str(row[0]): str(row[1]) for row in cursor.execute(f"DESCRIBE {view}").fetchall()}
+            row = cursor.execute(f"SELECT count(*) FROM {view}").fetchone()
+            count = int(row[0]) if row else 0
+        return CollectionEntry(
+            id=document["id"],
+            folder=path.parent.name,
+            document=document,
+            view=view,
+            columns=MappingProxyType(columns),
+            count=count,
+            text=search_text(document),
+        )

@@ -1,0 +1,93 @@
+"""Fixtures of the STAC API tests: a small publication and the service over it, per backend."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from starlette.testclient import TestClient
+
+from ncdc_stac.settings import Settings
+from services.app import create_app
+from tests.api.publication import GLACIER_HMA, GLACIER_MONTHLY, NO_ITEMS, SUBSIDENCE, write_publication
+from tests.pgstac_cluster import pgstac_dsn  # noqa: F401  (fixture, used when pgstac is tested)
+
+BACKENDS = os.environ.get("NCDC_STAC_TEST_BACKENDS", "duckdb").split(",")
+"""Every backend runs the same suite; ``NCDC_STAC_TEST_BACKENDS=duckdb,pgstac`` adds pgstac (needs PostgreSQL)."""
+SHORT_NAMES = {"gangrigab": GLACIER_MONTHLY, "hma": GLACIER_HMA, "muli": SUBSIDENCE, "cpec": NO_ITEMS}
+
+
+@pytest.fixture(scope="session")
+def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    root = tmp_path_factory.mktemp("public")
+    return root, write_publication(root)
+
+
+@pytest.fixture(scope="session")
+def publication(published: tuple[Path, dict[str, str]]) -> Path:
+    """Root folder of the test publication."""
+    return published[0]
+
+
+@pytest.fixture(scope="session")
+def ids(published: tuple[Path, dict[str, str]]) -> dict[str, str]:
+    """Short names (gangrigab, hma, muli, cpec) -> collection ids of the test publication."""
+    by_record = published[1]
+    return {short: by_record[name] for short, name in SHORT_NAMES.items()}
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def settings(publication: Path, backend: str, request: pytest.FixtureRequest) -> Settings:
+    if backend == "pgstac":
+        from publish.ingest import ingest
+
+        dsn = str(request.getfixturevalue("pgstac_dsn"))
+        ingest(publication, dsn)
+        return Settings(root=publication, backend="pgstac", dsn=dsn)  # type: ignore[arg-type]
+    return Settings(root=publication, backend=backend)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture(scope="session")
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_url(settings: Settings) -> Iterator[str]:
+    """The service on uvicorn at 127.0.0.1:<free port>, in a thread."""
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
