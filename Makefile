@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SCALE ?= small
 RECORDS := $(wildcard records/*.json)
 
-.PHONY: install demo samples convert publish serve test lint screenshots bench clean
+.PHONY: install demo samples publish serve test lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,7 +29,10 @@ publish: samples
 	  $(BIN)/ncdc-stac publish $$record --data samples/$$name --root public || exit 1; \
 	done
 
-demo: publish
+serve: install
+	$(BIN)/ncdc-stac serve --root public
+
+demo: publish serve
 
 lint: install
 	$(BIN)/ruff check .
@@ -38,6 +41,9 @@ lint: install
 
 test: lint
 	$(BIN)/python -m pytest -n 2
+
+bench: install
+	$(BIN)/python -m benchmarks.publish
 
 clean:
 	rm -rf samples public .pytest_cache .mypy_cache .ruff_cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import click
 from rich.console import Console
@@ -131,3 +131,55 @@ def publish(record: Path, data: Path, root: Path | None, recipe: Path | None, wo
     )
     if summary.errors:
         sys.exit(1)
+
+
+@main.command()
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), help="Publication root [NCDC_STAC_ROOT].")
+@click.option("--backend", type=click.Choice(["duckdb", "pgstac"]), help="Search backend [NCDC_STAC_BACKEND].")
+@click.option("--dsn", help="PostgreSQL DSN of the pgstac backend [NCDC_STAC_DSN].")
+@click.option("--host", help="Interface to listen on [NCDC_STAC_HOST, default 127.0.0.1].")
+@click.option("--port", type=int, help="Port [NCDC_STAC_PORT, default 8000].")
+def serve(root: Path | None, backend: str | None, dsn: str | None, host: str | None, port: int | None) -> None:
+    """Serve the STAC API at /stac and the published files at /files.
+
+    Settings come from NCDC_STAC_* environment variables; options override them.
+    """
+    import uvicorn
+
+    from ncdc_stac.settings import Settings
+    from services.app import create_app
+
+    overrides: dict[str, Any] = {"root": root, "backend": backend, "dsn": dsn, "host": host, "port": port}
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    if not settings.root.is_dir():
+        err_console.print(f"[red]error[/] {settings.root}: no publication here (run `ncdc-stac publish` first)")
+        sys.exit(1)
+    app = create_app(settings)
+    click.echo(f"serving {settings.root} ({settings.backend}) on http://{settings.host}:{settings.port}/stac")
+    uvicorn.run(app, host=settings.host, port=settings.port, proxy_headers=True, log_level="info")
+
+
+@main.command()
+@click.option("--root", type=click.Path(path_type=Path, file_okay=False), help="Publication root [NCDC_STAC_ROOT].")
+@click.option("--dsn", help="PostgreSQL DSN [NCDC_STAC_DSN].")
+@click.option("--collection", "collections", multiple=True, help="Only these collection ids (default: all).")
+@click.option("--migrate", is_flag=True, help="Install or upgrade the pgstac schema first.")
+@click.option("--prune", is_flag=True, help="Delete items that are no longer published.")
+def ingest(root: Path | None, dsn: str | None, collections: tuple[str, ...], migrate: bool, prune: bool) -> None:
+    """Load published collections and items into pgstac (upsert: running it again is harmless)."""
+    from ncdc_stac.settings import Settings
+    from publish.ingest import IngestError
+    from publish.ingest import ingest as load
+
+    settings = Settings()
+    target = dsn or (settings.dsn.get_secret_value() if settings.dsn else None)
+    if not target:
+        raise click.UsageError("no database: give --dsn or set NCDC_STAC_DSN")
+    try:
+        summary = load(root or settings.root, target, collections=collections or None, migrate=migrate, prune=prune)
+    except IngestError as err:
+        err_console.print(f"[red]error[/] {err}", highlight=False)
+        sys.exit(1)
+    for entry in summary.collections:
+        click.echo(f"{entry.id}: {entry.items} items" + (f", {entry.pruned} pruned" if entry.pruned else ""))
+    click.echo(f"{summary.items} items in {len(summary.collections)} collections (pgstac {summary.pgstac_version})")

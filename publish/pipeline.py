@@ -16,7 +16,6 @@ converted again, and a run interrupted midway is completed by the next one.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import multiprocessing
 import os
@@ -30,7 +29,6 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import pystac
 import rasterio
 import stac_geoparquet.arrow
@@ -40,7 +38,7 @@ from catalog.items import AssetSpec, ItemTime, add_thumbnail, create_raster_item
 from catalog.record import Record, load_record
 from publish import raster, vector
 from publish.recipe import Recipe, RecipeError, Rule, band_date, load_recipe, period_bounds, recipe_path_for
-from publish.storage import dumps_json, write_bytes_atomic, write_json_atomic
+from publish.storage import dumps_json, temporary_sibling, write_bytes_atomic, write_json_atomic
 
 STATE_FILE = ".publish-state.json"
 ITEMS_PARQUET = "items.parquet"
@@ -272,7 +270,7 @@ def publish_collection(
     ]
     _finish_collection(collection, items, recipe, data_dir, record)
     summary.written_files += _write_static(root, collection, items)
-    summary.written_files += _write_geoparquet(collection_dir, collection.id, items)
+    summary.written_files += _write_geoparquet(collection_dir, collection, items)
     summary.written_files += write_root_catalog(root)
     state.update({item_id: fingerprints[item_id] for item_id in built})
     write_json_atomic(state_path, dict(sorted(state.items())))
@@ -355,8 +353,8 @@ def _write_static(root: Path, collection: pystac.Collection, items: list[pystac.
     return written
 
 
-def _write_geoparquet(collection_dir: Path, collection_id: str, items: list[pystac.Item]) -> int:
-    """One stac-geoparquet file of the collection's items; asset hrefs relative to the root."""
+def _write_geoparquet(collection_dir: Path, collection: pystac.Collection, items: list[pystac.Item]) -> int:
+    """The collection's items as stac-geoparquet: sorted by time, 64k-row groups, hrefs relative to the root."""
     if not items:
         return 0
     rows = []
@@ -364,12 +362,17 @@ def _write_geoparquet(collection_dir: Path, collection_id: str, items: list[pyst
         row = item.to_dict(include_self_link=False, transform_hrefs=False)
         row["links"] = []
         for asset in row["assets"].values():
-            asset["href"] = f"{collection_id}/{item.id}/{Path(asset['href']).name}"
+            asset["href"] = f"{collection.id}/{item.id}/{Path(asset['href']).name}"
         rows.append(row)
-    table = stac_geoparquet.arrow.parse_stac_items_to_arrow(rows)
-    buffer = io.BytesIO()
-    pq.write_table(table.read_all() if hasattr(table, "read_all") else table, buffer, compression="zstd")
-    return write_bytes_atomic(collection_dir / ITEMS_PARQUET, buffer.getvalue())
+    rows.sort(key=lambda r: (r["properties"].get("start_datetime") or r["properties"].get("datetime") or "", r["id"]))
+    target = collection_dir / ITEMS_PARQUET
+    metadata = {collection.id: collection.to_dict(include_self_link=False, transform_hrefs=False)}
+    with temporary_sibling(target) as tmp:
+        stac_geoparquet.arrow.to_parquet(
+            stac_geoparquet.arrow.parse_stac_items_to_arrow(rows), tmp, collections=metadata, compression="zstd"
+        )
+        data = tmp.read_bytes()
+    return write_bytes_atomic(target, data)
 
 
 def write_root_catalog(root: Path) -> int:

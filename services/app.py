@@ -17,8 +17,10 @@ from starlette.staticfiles import StaticFiles
 from ncdc_stac.settings import Settings
 from services.api import create_stac_app
 from services.api.urls import FILES_PATH, MountedApp, PublicUrlMiddleware
+from services.compat import create_stacit_router
 
 STAC_PATH = "/stac"
+GDAL_PATH = "/gdal"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.stac = stac_app
     app.mount(STAC_PATH, MountedApp(stac_app), name="stac")
     app.mount(FILES_PATH, StaticFiles(directory=settings.root, check_dir=False), name="files")
+    app.include_router(create_stacit_router(STAC_PATH), prefix=GDAL_PATH)
     app.add_middleware(PublicUrlMiddleware, public_url=settings.public_url)
     app.add_middleware(ProxyHeaderMiddleware)  # outermost: X-Forwarded-* / Forwarded first
     return app
