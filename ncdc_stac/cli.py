@@ -176,7 +176,8 @@ def ingest(root: Path | None, dsn: str | None, collections: tuple[str, ...], mig
     if not target:
         raise click.UsageError("no database: give --dsn or set NCDC_STAC_DSN")
     try:
-        summary = load(root or settings.root, target, collections=collections or None, migrate=migrate, prune=prune)
+        with err_console.status("loading into pgstac"):
+            summary = load(root or settings.root, target, collections=collections or None, migrate=migrate, prune=prune)
     except IngestError as err:
         err_console.print(f"[red]error[/] {err}", highlight=False)
         sys.exit(1)

@@ -38,7 +38,7 @@ from catalog.items import AssetSpec, ItemTime, add_thumbnail, create_raster_item
 from catalog.record import Record, load_record
 from publish import raster, vector
 from publish.recipe import Recipe, RecipeError, Rule, band_date, load_recipe, period_bounds, recipe_path_for
-from publish.storage import dumps_json, temporary_sibling, write_bytes_atomic, write_json_atomic
+from publish.storage import dumps_json, scratch_sibling, write_bytes_atomic, write_json_atomic
 
 STATE_FILE = ".publish-state.json"
 ITEMS_PARQUET = "items.parquet"
@@ -367,7 +367,7 @@ def _write_geoparquet(collection_dir: Path, collection: pystac.Collection, items
     rows.sort(key=lambda r: (r["properties"].get("start_datetime") or r["properties"].get("datetime") or "", r["id"]))
     target = collection_dir / ITEMS_PARQUET
     metadata = {collection.id: collection.to_dict(include_self_link=False, transform_hrefs=False)}
-    with temporary_sibling(target) as tmp:
+    with scratch_sibling(target) as tmp:
         stac_geoparquet.arrow.to_parquet(
             stac_geoparquet.arrow.parse_stac_items_to_arrow(rows), tmp, collections=metadata, compression="zstd"
         )

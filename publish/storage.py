@@ -49,3 +49,14 @@ def temporary_sibling(path: Path) -> Iterator[Path]:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def scratch_sibling(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` for building a file whose bytes are compared first; always removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(f".{path.stem}.{os.getpid()}.scratch{path.suffix}")
+    try:
+        yield scratch
+    finally:
+        scratch.unlink(missing_ok=True)
