@@ -1,12 +1,27 @@
-"""Settings from environment variables, all prefixed ``NCDC_STAC_``."""
+"""Settings from environment variables, all prefixed ``NCDC_STAC_``.
+
+Structured values (``AUTH_JWKS``, ``API_KEYS``, ``GRANTS``, lists) are JSON in the environment, e.g.
+``NCDC_STAC_API_KEYS='{"<sha256 hex of the key>": {"subject": "ingest", "roles": ["admin"]}}'``.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ApiKey(BaseModel):
+    """What a static API key stands for (stored under the SHA-256 hex digest of the key)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str
+    email: str | None = None
+    roles: list[str] = Field(default_factory=list)
+    grants: list[str] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):
@@ -26,3 +41,66 @@ class Settings(BaseSettings):
     port: int = 8000
     workers: int | None = None
     """Parallel publishing workers; default: the number of cores."""
+
+    # Authentication: bearer JWTs
+    auth_jwks_file: Path | None = None
+    """JWKS (JSON Web Key Set) file of the identity provider."""
+    auth_jwks: dict[str, Any] | None = None
+    """JWKS given inline (JSON)."""
+    auth_jwks_url: str | None = None
+    """JWKS URL of the identity provider, fetched (short timeout, cached) when a token names an unknown key."""
+    auth_jwks_timeout: float = Field(default=3.0, gt=0, le=30)
+    auth_issuer: str | None = None
+    """Required ``iss`` of tokens."""
+    auth_audience: str | None = None
+    """Required ``aud`` of tokens."""
+    auth_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    auth_leeway: int = Field(default=30, ge=0, le=300)
+    """Clock skew tolerated on ``exp`` / ``nbf`` / ``iat``, in seconds."""
+    auth_roles_claim: str = "roles"
+    """Claim with the roles (a dotted path such as ``realm_access.roles`` reaches into objects)."""
+    auth_grants_claim: str = "ncdc_grants"
+    """Claim with the collection ids granted to the user (apply-access)."""
+
+    # Authentication: static API keys (header X-API-Key, or Authorization: Bearer <key>)
+    api_keys: dict[str, ApiKey] = Field(default_factory=dict)
+    """SHA-256 hex digest of each key -> its principal (JSON)."""
+    api_keys_file: Path | None = None
+    """The same mapping in a JSON file, re-read when it changes."""
+
+    # Authorisation
+    grants: dict[str, list[str]] = Field(default_factory=dict)
+    """User (subject or e-mail) -> granted collection ids (JSON)."""
+    grants_file: Path | None = None
+    """The same mapping in a JSON file, re-read when it changes."""
+    admin_role: str = "admin"
+    admin_emails: list[str] = Field(default_factory=list)
+    admin_subjects: list[str] = Field(default_factory=list)
+
+    # Signed asset URLs
+    signing_key: SecretStr | None = None
+    """HMAC key of signed URLs (at least 32 bytes); without it a random per-process key (one worker only)."""
+    signed_url_ttl: int = Field(default=900, ge=10, le=86_400)
+    """Lifetime of signed URLs, in seconds."""
+
+    # Hardening
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    cors_allow_credentials: bool = False
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_limit: int = Field(default=1000, ge=1)
+    """Largest page size of the STAC API (larger ``limit`` values are reduced to it)."""
+    cql2_max_length: int = Field(default=20_000, ge=100)
+    cql2_max_depth: int = Field(default=32, ge=2)
+    content_security_policy: str | None = None
+    """CSP of HTML pages; default :data:`services.access.hardening.DEFAULT_CSP`."""
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.cors_allow_credentials and "*" in self.cors_origins:
+            raise ValueError("NCDC_STAC_CORS_ALLOW_CREDENTIALS needs explicit NCDC_STAC_CORS_ORIGINS, not '*'")
+        if self.signing_key is not None and len(self.signing_key.get_secret_value().encode()) < 32:
+            raise ValueError("NCDC_STAC_SIGNING_KEY must be at least 32 bytes")
+        unsafe = {a for a in self.auth_algorithms if not a.startswith(("RS", "ES", "PS", "EdDSA"))}
+        if unsafe:
+            raise ValueError(f"NCDC_STAC_AUTH_ALGORITHMS: only asymmetric algorithms are accepted, not {unsafe}")
+        return self

@@ -1,4 +1,4 @@
-"""The web service: the STAC API at ``/stac`` and the published files at ``/files``.
+"""The web service: STAC API at ``/stac``, published files at ``/files`` (access-controlled), ``/auth``, ``/gdal``.
 
 ``create_app`` builds everything from :class:`~ncdc_stac.settings.Settings`; importing this module
 builds nothing. Run with ``uvicorn --factory services.app:create_app`` (settings from the
@@ -15,12 +15,23 @@ from stac_fastapi.api.middleware import ProxyHeaderMiddleware
 from starlette.staticfiles import StaticFiles
 
 from ncdc_stac.settings import Settings
+from services.access import (
+    AccessControl,
+    BodySizeLimitMiddleware,
+    ErrorShieldMiddleware,
+    FilesGuard,
+    SecurityHeadersMiddleware,
+    StacLimitsMiddleware,
+    add_cors,
+    auth_router,
+)
 from services.api import create_stac_app
 from services.api.urls import FILES_PATH, MountedApp, PublicUrlMiddleware
 from services.compat import create_stacit_router
 
 STAC_PATH = "/stac"
 GDAL_PATH = "/gdal"
+AUTH_PATH = "/auth"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,9 +47,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title=stac_app.title, lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.stac = stac_app
-    app.mount(STAC_PATH, MountedApp(stac_app), name="stac")
-    app.mount(FILES_PATH, StaticFiles(directory=settings.root, check_dir=False), name="files")
+    access = AccessControl(settings)
+    app.mount(STAC_PATH, MountedApp(StacLimitsMiddleware.from_settings(stac_app, settings)), name="stac")
+    app.mount(FILES_PATH, FilesGuard(StaticFiles(directory=settings.root, check_dir=False)), name="files")
     app.include_router(create_stacit_router(STAC_PATH), prefix=GDAL_PATH)
+    app.include_router(auth_router(), prefix=AUTH_PATH)
+    access.install(app)
+    # add_middleware: the last added is the outermost
+    app.add_middleware(ErrorShieldMiddleware, roots=[str(settings.root)])
+    app.add_middleware(SecurityHeadersMiddleware, csp=settings.content_security_policy)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    add_cors(app, settings)
     app.add_middleware(PublicUrlMiddleware, public_url=settings.public_url)
     app.add_middleware(ProxyHeaderMiddleware)  # outermost: X-Forwarded-* / Forwarded first
     return app

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from ncdc_stac.settings import Settings
+from ncdc_stac.settings import ApiKey, Settings
+from services.access import hash_api_key
 from services.app import create_app
 from services.compat import PROJECTION_V1, projection_v1
 from tests.conftest import require
@@ -17,9 +18,13 @@ from tests.publication import Publication
 from tests.stac_schemas import OfflineValidator
 
 
+SCRIPT_KEY = "qgis-desktop-key-for-tests"
+
+
 @pytest.fixture(scope="module")
 def live(publication: Publication) -> Iterator[str]:
-    with serve(create_app(Settings(root=publication.root))) as url:
+    keys = {hash_api_key(SCRIPT_KEY): ApiKey(subject="qgis", roles=["admin"])}
+    with serve(create_app(Settings(root=publication.root, api_keys=keys))) as url:
         yield url
 
 
@@ -29,8 +34,9 @@ def gdal36(tool: str) -> str:
     return str(path)
 
 
-def run(*command: str) -> str:
-    return subprocess.run(command, capture_output=True, text=True, check=True, timeout=120).stdout
+def run(*command: str, headers: str | None = None) -> str:
+    env = {"GDAL_HTTP_HEADERS": headers} if headers else {}
+    return subprocess.run(command, capture_output=True, text=True, check=True, timeout=120, env=env).stdout
 
 
 def test_stacit_items_are_valid_projection_v1(live: str, publication: Publication) -> None:
@@ -71,7 +77,10 @@ def test_gdal36_streams_cog_and_flatgeobuf(live: str, publication: Publication) 
     assert "LAYOUT=COG" in info and "Size is 300, 300" in info
     cpec = publication.collection_dir("cpec-deformation").name
     fgb = f"/vsicurl/{live}/files/{cpec}/ps-track-107-descending/points.fgb"
-    summary = run(gdal36("ogrinfo"), "-so", "-al", fgb)
+    anonymous = subprocess.run([gdal36("ogrinfo"), "-so", "-al", fgb], capture_output=True, text=True, timeout=120)
+    assert anonymous.returncode != 0, "login-access data is not streamed to anonymous users"
+    key = f"X-API-Key: {SCRIPT_KEY}"
+    summary = run(gdal36("ogrinfo"), "-so", "-al", fgb, headers=key)
     assert "Feature Count: 2000" in summary
-    clipped = run(gdal36("ogrinfo"), "-al", "-q", "-spat", "75.2", "37.7", "75.4", "37.9", fgb)
+    clipped = run(gdal36("ogrinfo"), "-al", "-q", "-spat", "75.2", "37.7", "75.4", "37.9", fgb, headers=key)
     assert 0 < clipped.count("OGRFeature") < 2000, "the spatial filter uses the packed R-tree over HTTP ranges"

@@ -48,7 +48,6 @@ from stac_fastapi.types.core import AsyncBaseCoreClient, BaseCoreClient
 from stac_fastapi.types.extension import ApiExtension
 from stac_fastapi.types.search import APIRequest, BaseSearchPostRequest
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 
 from ncdc_stac.settings import Settings
 from services.api.duckdb_client import DuckDBClient, DuckDBFiltersClient
@@ -198,15 +197,6 @@ def create_stac_app(settings: Settings) -> FastAPI:
         ),
         items_get_request_model=items_model,
         collections_get_request_model=collections_model,
-        middlewares=[
-            Middleware(BrotliMiddleware),
-            Middleware(
-                CORSMiddleware,
-                allow_origins=["*"],
-                allow_methods=["GET", "POST", "OPTIONS"],
-                allow_headers=["Content-Type", "Authorization"],
-                max_age=600,
-            ),
-        ],
+        middlewares=[Middleware(BrotliMiddleware)],  # CORS is the root app's (services.access.add_cors)
     )
     return api.app
