@@ -10,6 +10,12 @@ Items come from ``items.parquet`` (streamed in record batches) or, without it, f
 Every href that pgstac stores is relative to ROOT (the API turns it into ``{base_url}/files/{href}``);
 structural links (self, root, parent, ...) are dropped because the API generates its own.
 Loading upserts (``Methods.upsert``): a re-run adds no duplicates and updates changed items and collections.
+
+Every item property of a loaded collection is registered as one of its pgstac queryables, typed from the values
+(``{"type": "number"}``, ``{"type": "string", "format": "date-time"}``, ...): the API advertises them, filters and
+sorts with them (a number sorts as a number), and refuses a property that no searched collection has.
+Properties no longer published are unregistered; queryables that pgstac or an operator registered for all
+collections (``datetime``, ...) or for several collections are left as they are.
 """
 
 from __future__ import annotations
@@ -34,6 +40,10 @@ STRUCTURAL_RELS = frozenset({"self", "root", "parent", "child", "item", "items",
 """Link relations that the API infers; stored copies would point into the static tree."""
 PARQUET_NAME = "items.parquet"
 DEFAULT_BATCH_SIZE = 1000
+DATETIME_PROPERTIES = frozenset(
+    {"datetime", "start_datetime", "end_datetime", "created", "updated", "published", "expires", "unpublished"}
+)
+"""STAC timestamp fields (common metadata, timestamps extension): strings typed as ``date-time`` queryables."""
 
 
 class IngestError(ValueError):
@@ -253,19 +263,52 @@ def _items_source(collection_dir: Path, source: Source) -> Path | None:
     return collection_dir if has_static else None
 
 
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
 class _Tally:
-    """Collects item ids as the loader pulls items; refuses duplicates (an upsert batch cannot hold two)."""
+    """Collects item ids and property types as the loader pulls items; refuses duplicate ids (an upsert batch
+    cannot hold two)."""
 
     def __init__(self, where: str) -> None:
         self.where = where
         self.ids: set[str] = set()
+        self.types: dict[str, set[str]] = {}
 
     def __call__(self, items: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for item in items:
             if item["id"] in self.ids:
                 raise IngestError(f"{self.where}: item id {item['id']!r} appears twice")
             self.ids.add(item["id"])
+            for name, value in item["properties"].items():
+                if value is not None:
+                    self.types.setdefault(name, set()).add(_json_type(value))
             yield item
+
+    def queryables(self) -> dict[str, dict[str, Any]]:
+        """JSON Schema of each property seen: its type when the values agree (integers and numbers: number)."""
+        return {name: queryable_definition(name, kinds) for name, kinds in sorted(self.types.items())}
+
+
+def queryable_definition(name: str, kinds: Collection[str]) -> dict[str, Any]:
+    """The queryable schema of an item property whose values have the JSON types ``kinds``."""
+    kinds = set(kinds)
+    if kinds == {"string"} and name in DATETIME_PROPERTIES:
+        return {"type": "string", "format": "date-time"}
+    if kinds == {"integer"}:
+        return {"type": "integer"}
+    if kinds <= {"integer", "number"}:
+        return {"type": "number"}
+    return {"type": kinds.pop()} if len(kinds) == 1 else {}
 
 
 @contextmanager
@@ -277,6 +320,34 @@ def _naming(where: str) -> Iterator[None]:
         raise
     except Exception as err:  # pypgstac raises bare Exception as well as psycopg errors
         raise IngestError(f"{where}: pgstac refused the data: {err}") from err
+
+
+def register_queryables(db: PgstacDB, collection_id: str, definitions: dict[str, dict[str, Any]]) -> None:
+    """Make ``definitions`` the queryables of one collection (only its own rows, those for just that collection).
+
+    A name that pgstac has for all collections (``datetime``, ...) or for several is left alone.
+    """
+    conn = db.connect()
+    rows = conn.execute(
+        "SELECT name, definition, collection_ids = ARRAY[%s]::text[] FROM pgstac.queryables"
+        " WHERE collection_ids IS NULL OR collection_ids && ARRAY[%s]::text[]",
+        [collection_id, collection_id],
+    ).fetchall()
+    own = {name: definition for name, definition, is_own in rows if is_own}
+    wanted = {name: d for name, d in definitions.items() if name not in {r[0] for r in rows if not r[2]}}
+    stale = sorted(name for name, definition in own.items() if wanted.get(name) != definition)
+    new = {name: d for name, d in wanted.items() if own.get(name) != d}
+    if stale:
+        conn.execute(
+            "DELETE FROM pgstac.queryables WHERE collection_ids = ARRAY[%s]::text[] AND name = ANY(%s)",
+            [collection_id, stale],
+        )
+    if new:
+        conn.execute(
+            "INSERT INTO pgstac.queryables (name, definition, collection_ids)"
+            " SELECT key, value, ARRAY[%s]::text[] FROM jsonb_each(%s::text::jsonb)",
+            [collection_id, json.dumps(new)],
+        )
 
 
 def _prune(db: PgstacDB, collection_id: str, keep: set[str]) -> int:
@@ -322,7 +393,11 @@ def ingest(
                 loader.load_collections(iter([collection]), Methods.upsert)
             items_from = _items_source(path.parent, source)
             if items_from is None:
-                summaries.append(CollectionSummary(cid, 0, None, _prune(db, cid, set()) if prune else 0))
+                pruned = 0
+                if prune:  # its items are gone, and with them its queryables
+                    pruned = _prune(db, cid, set())
+                    register_queryables(db, cid, {})
+                summaries.append(CollectionSummary(cid, 0, None, pruned))
                 continue
             items = (
                 iter_parquet_items(items_from, batch_size)
@@ -332,6 +407,7 @@ def ingest(
             tally = _Tally(str(items_from))
             with _naming(str(items_from)):
                 loader.load_items(tally(items), insert_mode=Methods.upsert, chunksize=batch_size)
+                register_queryables(db, cid, tally.queryables())
             pruned = _prune(db, cid, tally.ids) if prune else 0
             summaries.append(CollectionSummary(cid, len(tally.ids), items_from, pruned))
     return IngestSummary(tuple(summaries), version)

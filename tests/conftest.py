@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,16 @@ def require(condition: bool, reason: str) -> None:
 def stac_validator() -> OfflineValidator:
     require(SCHEMA_KIT.is_dir(), f"STAC schema kit not found at {SCHEMA_KIT}")
     return OfflineValidator(SCHEMA_KIT)
+
+
+@pytest.fixture(scope="session")
+def pgstac_template() -> Iterator[str]:
+    """One throwaway PostgreSQL + pgstac per session (per xdist worker): the DSN of a migrated, idle database to
+    copy with ``tests.pgstac_cluster.clone_database``. Skips (fails under CI) where PostgreSQL is missing."""
+    from tests.pgstac_cluster import pgstac_cluster
+
+    with pgstac_cluster() as dsn:
+        yield dsn
 
 
 @pytest.fixture(params=RECORDS, ids=[p.stem for p in RECORDS])

@@ -8,6 +8,9 @@ PostgreSQL refuses to run as root, so under root every server command runs as th
 (created by the Debian package) and the directory is handed to that user. Durability is switched off
 (``fsync``, ``synchronous_commit``, ``full_page_writes``): the data are thrown away anyway.
 Missing binaries or PostGIS skip the test (and fail it under ``CI=true``) through ``tests.conftest.require``.
+
+A test session starts one cluster (per xdist worker): ``tests.conftest.pgstac_template``, a migrated database
+that tests copy with :func:`clone_database` (a template copy takes milliseconds, a migration seconds).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from uuid import uuid4
 
 import psycopg
 import psycopg.conninfo
@@ -228,7 +232,6 @@ def clone_database(dsn: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pgstac_dsn() -> Iterator[str]:
-    """Session fixture: the DSN of a throwaway pgstac database (register with ``pytest_plugins`` or import)."""
-    with pgstac_cluster() as dsn:
-        yield dsn
+def pgstac_dsn(pgstac_template: str) -> str:
+    """Session fixture (import it): a fresh pgstac database in the session's cluster (``tests.conftest``)."""
+    return clone_database(pgstac_template, f"db_{uuid4().hex[:12]}")

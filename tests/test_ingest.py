@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,16 +27,15 @@ from publish.ingest import IngestError, ingest, read_collection
 from services.api.pgstac import HrefRewriter, asyncpg_dsn, pgstac_parts
 from services.api.urls import MountedApp, PublicUrlMiddleware
 from tests.conftest import RECORDS
-from tests.pgstac_cluster import clone_database, pgstac_cluster
+from tests.pgstac_cluster import clone_database
 
 ITEMS_PER_COLLECTION = 3
 
 
-@pytest.fixture(scope="module")
-def cluster_dsn() -> Iterator[str]:
-    """One migrated pgstac database per test module (per xdist worker); tests work on clones of it."""
-    with pgstac_cluster() as dsn:
-        yield dsn
+@pytest.fixture
+def cluster_dsn(pgstac_template: str) -> str:
+    """The session's migrated pgstac database (``tests.conftest``); tests work on clones of it."""
+    return pgstac_template
 
 
 @pytest.fixture
@@ -235,6 +234,49 @@ def test_prune_removes_unpublished_items(dsn: str, publication: tuple[Path, dict
     assert count(dsn, "items") == ITEMS_PER_COLLECTION + 1
 
 
+def own_queryables(dsn: str, collection_id: str) -> dict[str, tuple[int, Any]]:
+    """Queryables registered for just one collection: name -> (row id, definition)."""
+    with connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT name, id, definition FROM pgstac.queryables WHERE collection_ids = ARRAY[%s]::text[]",
+            [collection_id],
+        ).fetchall()
+    return {name: (row_id, definition) for name, row_id, definition in rows}
+
+
+def test_ingest_registers_item_properties_as_queryables(
+    dsn: str, publication: tuple[Path, dict[str, list[dict[str, Any]]]]
+) -> None:
+    root, published = publication
+    ingest(root, dsn)
+    first, second = sorted(published)
+    registered = own_queryables(dsn, first)
+    assert {name: definition for name, (_, definition) in registered.items()} == {
+        "gsd": {"type": "number"},
+        "ncdc:band": {"type": "string"},
+        "start_datetime": {"type": "string", "format": "date-time"},
+        "end_datetime": {"type": "string", "format": "date-time"},
+    }, "datetime is pgstac's own queryable (for every collection): not registered again"
+    ingest(root, dsn)
+    assert own_queryables(dsn, first) == registered, "an unchanged publication leaves the rows as they are"
+
+    items = published[first]
+    del items[1]["properties"]["ncdc:band"]
+    items[2]["properties"]["gsd"] = 30  # integers and numbers: still a number
+    items[2]["properties"]["ncdc:flag"] = True
+    write_items(root, first, items)
+    ingest(root, dsn)
+    after = own_queryables(dsn, first)
+    assert "ncdc:band" not in after, "a property no longer published is unregistered"
+    assert after["gsd"] == registered["gsd"]
+    assert after["ncdc:flag"][1] == {"type": "boolean"}
+    assert "ncdc:band" in own_queryables(dsn, second), "other collections keep theirs"
+    with connect(dsn) as conn:
+        row = conn.execute("SELECT get_queryables(%s::text)", [first]).fetchone()
+    assert row is not None
+    assert {"id", "geometry", "datetime", "gsd", "ncdc:flag"} <= set(row[0]["properties"])
+
+
 def test_bad_inputs_name_the_file(dsn: str, publication: tuple[Path, dict[str, list[dict[str, Any]]]]) -> None:
     root, published = publication
     cid = sorted(published)[0]
@@ -272,9 +314,10 @@ def test_bad_inputs_name_the_file(dsn: str, publication: tuple[Path, dict[str, l
 def test_ingest_refuses_a_database_without_pgstac(cluster_dsn: str, tmp_path: Path) -> None:
     root = tmp_path / "public"
     write_publication(root, records=1)
+    name = f"empty_{uuid4().hex[:12]}"
     with psycopg.connect(psycopg.conninfo.make_conninfo(cluster_dsn, dbname="postgres"), autocommit=True) as conn:
-        conn.execute("CREATE DATABASE empty_db")
-    empty = psycopg.conninfo.make_conninfo(cluster_dsn, dbname="empty_db")
+        conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+    empty = psycopg.conninfo.make_conninfo(cluster_dsn, dbname=name)
     with pytest.raises(IngestError, match="no pgstac schema"):
         ingest(root, empty)
     assert ingest(root, empty, migrate=True).items == ITEMS_PER_COLLECTION

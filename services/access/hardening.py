@@ -383,9 +383,11 @@ class ErrorShieldMiddleware:
         async def shielded_send(message: Message) -> None:
             nonlocal started, held
             if message["type"] == "http.response.start":
-                content_type = dict(message.get("headers", [])).get(b"content-type", b"").lower()
+                headers = {k.lower(): v for k, v in message.get("headers", [])}
+                content_type = headers.get(b"content-type", b"").lower()
                 textual = content_type.startswith((b"application/json", b"text/", b"application/problem+json"))
-                if message["status"] >= 400 and textual:
+                encoded = headers.get(b"content-encoding", b"identity") != b"identity"  # compressed: not text
+                if message["status"] >= 400 and textual and not encoded:
                     held = message
                     return
                 started = True

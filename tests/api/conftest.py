@@ -19,8 +19,9 @@ from services.app import create_app
 from tests.api.publication import GLACIER_HMA, GLACIER_MONTHLY, NO_ITEMS, SUBSIDENCE, write_publication
 from tests.pgstac_cluster import pgstac_dsn  # noqa: F401  (fixture, used when pgstac is tested)
 
-BACKENDS = os.environ.get("NCDC_STAC_TEST_BACKENDS", "duckdb").split(",")
-"""Every backend runs the same suite; ``NCDC_STAC_TEST_BACKENDS=duckdb,pgstac`` adds pgstac (needs PostgreSQL)."""
+BACKENDS = os.environ.get("NCDC_STAC_TEST_BACKENDS", "duckdb,pgstac").split(",")
+"""Every backend runs the same suite (``NCDC_STAC_TEST_BACKENDS=duckdb`` for one). pgstac needs PostgreSQL 15 +
+PostGIS: without them its tests are skipped with the reason, and fail under CI=true (``tests.conftest.require``)."""
 SHORT_NAMES = {"gangrigab": GLACIER_MONTHLY, "hma": GLACIER_HMA, "muli": SUBSIDENCE, "cpec": NO_ITEMS}
 
 

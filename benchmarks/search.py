@@ -1,0 +1,522 @@
+"""Item search figures: the embedded DuckDB API vs the pgstac API, and each API vs its engine called in-process.
+
+For each size (synthetic monthly glacier-velocity items over High Mountain Asia, ``benchmarks.synthetic``:
+stac-geoparquet, zstd, 65,536-row groups sorted by datetime) and each typical query
+
+* ``bbox+datetime``  a 3x3 degree box and one year, 50 items
+* ``cql2 filter``    ``ncdc:mean_velocity > v AND platform = 'sentinel-2'`` (cql2-text; cql2-json for pgstac), 50 items
+* ``sortby``         one year sorted by ``-ncdc:mean_velocity``, 50 items
+* ``id lookup``      ``/collections/{c}/items/{id}`` of a random item
+* ``page 50``        ``/search?limit=10`` and 49 ``next`` links: one operation is the whole walk to page 50
+
+four ways are measured, 1 and 8 concurrent clients (threads, closed loop, bounded by count and time):
+
+* ``embedded API``   ``services.app`` with the DuckDB backend on uvicorn (own process, 127.0.0.1), HTTP + JSON
+* ``DuckDB``         the same searches in-process: ``services.api.search.Search`` (the API's SQL, Arrow out)
+* ``pgstac API``     ``services.app`` with the pgstac backend on uvicorn, over a throwaway PostgreSQL 15 cluster
+  (``tests.pgstac_cluster``) loaded with ``publish.ingest`` (pypgstac's loader)
+* ``pgstac search()`` pgstac's ``search(jsonb)`` in-process through psycopg (one connection per client)
+
+then ratios: API overhead (API p50 / engine p50), embedded vs pgstac (pgstac p50 / embedded p50 and the req/s
+ratio at 8 clients), id lookup. Loopback only; every loop is bounded.
+
+Run from the repository root: ``.venv/bin/python -m benchmarks.search [--sizes 10k,100k] [--seconds 5]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from benchmarks.load import Pool, Stats, measure
+from benchmarks.synthetic import COLLECTION, SyntheticPublication, item_id, write_publication
+
+REPO = Path(__file__).resolve().parents[1]
+QUERIES = ("bbox+datetime", "cql2 filter", "sortby", "id lookup", "page 50")
+MODES = ("embedded API", "DuckDB", "pgstac API", "pgstac search()")
+CONCURRENCY = (1, 8)
+LIMIT = 50
+PAGE_SIZE = 10
+PAGES = 50
+
+
+# --- the queries, as numbered variations -------------------------------------------------------------------
+
+
+def _bbox(number: int) -> list[float]:
+    west, south = 71.0 + (number * 7) % 26, 27.5 + (number * 3) % 14
+    return [west, south, west + 3.0, south + 3.0]
+
+
+def _year(number: int) -> int:
+    return 2013 + number % 12
+
+
+def _interval(number: int) -> tuple[datetime, datetime]:
+    year = _year(number)
+    return datetime(year, 1, 1, tzinfo=UTC), datetime(year, 12, 31, 23, 59, 59, tzinfo=UTC)
+
+
+def _datetime(number: int) -> str:
+    year = _year(number)
+    return f"{year}-01-01T00:00:00Z/{year}-12-31T23:59:59Z"
+
+
+def _velocity(number: int) -> int:
+    return 20 + number % 60
+
+
+def _cql2_text(number: int) -> str:
+    return f"ncdc:mean_velocity > {_velocity(number)} AND platform = 'sentinel-2'"
+
+
+def _cql2_json(number: int) -> dict[str, Any]:
+    return {
+        "op": "and",
+        "args": [
+            {"op": ">", "args": [{"property": "ncdc:mean_velocity"}, _velocity(number)]},
+            {"op": "=", "args": [{"property": "platform"}, "sentinel-2"]},
+        ],
+    }
+
+
+@dataclass(frozen=True)
+class Ids:
+    glaciers: int
+    months: int
+    items: int
+
+    def __call__(self, number: int) -> str:
+        """A pseudo-random existing item id."""
+        index = (abs(number) * 7919 + 13) % self.items
+        return item_id(index % self.glaciers, index // self.glaciers)
+
+
+# --- HTTP (both APIs) --------------------------------------------------------------------------------------
+
+
+class HttpMode:
+    """One API on uvicorn; one keep-alive httpx client per thread."""
+
+    def __init__(self, base: str, ids: Ids) -> None:
+        self.base = base.rstrip("/") + "/stac"
+        self.ids = ids
+        self.clients: Pool[httpx.Client] = Pool(lambda: httpx.Client(timeout=120), httpx.Client.close)
+
+    def close(self) -> None:
+        self.clients.close()
+
+    def _get(self, url: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        with self.clients.get() as http:
+            response = http.get(url, params=params)
+        if response.status_code != 200:
+            raise RuntimeError(f"{response.status_code} {response.url}: {response.text[:300]}")
+        body: dict[str, Any] = response.json()
+        return body
+
+    def operation(self, query: str) -> Callable[[int], object]:
+        search = f"{self.base}/search"
+        if query == "bbox+datetime":
+            return lambda n: self._get(
+                search,
+                {
+                    "collections": COLLECTION,
+                    "bbox": ",".join(map(str, _bbox(n))),
+                    "datetime": _datetime(n),
+                    "limit": LIMIT,
+                },
+            )
+        if query == "cql2 filter":
+            return lambda n: self._get(
+                search, {"collections": COLLECTION, "filter": _cql2_text(n), "filter-lang": "cql2-text", "limit": LIMIT}
+            )
+        if query == "sortby":
+            return lambda n: self._get(
+                search,
+                {
+                    "collections": COLLECTION,
+                    "datetime": _datetime(n),
+                    "sortby": "-properties.ncdc:mean_velocity",
+                    "limit": LIMIT,
+                },
+            )
+        if query == "id lookup":
+            return lambda n: self._get(f"{self.base}/collections/{COLLECTION}/items/{self.ids(n)}")
+        if query == "page 50":
+            return self._walk
+        raise ValueError(query)
+
+    def _walk(self, number: int) -> None:
+        body = self._get(f"{self.base}/search", {"collections": COLLECTION, "limit": PAGE_SIZE})
+        for _ in range(PAGES - 1):
+            link = next(link for link in body["links"] if link["rel"] == "next")
+            if link.get("method", "GET") != "GET":
+                raise RuntimeError(f"next link is not a GET: {link}")
+            body = self._get(link["href"])
+        if len(body["features"]) != PAGE_SIZE:
+            raise RuntimeError("page 50 is not full")
+
+
+@contextlib.contextmanager
+def serve(env: dict[str, str]) -> Iterator[str]:
+    """``uvicorn --factory services.app:create_app`` in its own process on 127.0.0.1; yields its base URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    command = [sys.executable, "-m", "uvicorn", "--factory", "services.app:create_app"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **env})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"uvicorn exited with {process.returncode}")
+            try:
+                if httpx.get(f"{base}/stac/", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not answer within 60 s")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# --- DuckDB in-process -------------------------------------------------------------------------------------
+
+
+class DuckDBMode:
+    """``services.api.search.Search`` on the publication's DuckDB store; one cursor per thread."""
+
+    def __init__(self, root: Path, ids: Ids) -> None:
+        from services.api.store import DuckDBStore
+
+        self.store = DuckDBStore.open(root)
+        self.entry = self.store.collections[COLLECTION]
+        self.ids = ids
+        self.cursors: Pool[Any] = Pool(self.store.cursor, lambda cursor: cursor.close())
+
+    def close(self) -> None:
+        self.cursors.close()
+        self.store.close()
+
+    def _run(self, **params: Any) -> Any:
+        from services.api.search import Search, SearchParams
+
+        with self.cursors.get() as cursor:
+            return Search([self.entry], SearchParams(collections=[COLLECTION], **params)).run(cursor)
+
+    def operation(self, query: str) -> Callable[[int], object]:
+        from services.api.cql2_sql import parse_filter
+        from services.api.search import parse_bbox, parse_sortby
+
+        sort = parse_sortby(["-properties.ncdc:mean_velocity"])
+        if query == "bbox+datetime":
+            return lambda n: self._run(bbox=parse_bbox(_bbox(n)), interval=_interval(n), limit=LIMIT)
+        if query == "cql2 filter":
+            return lambda n: self._run(filter=parse_filter(_cql2_text(n), "cql2-text", None), limit=LIMIT)
+        if query == "sortby":
+            return lambda n: self._run(interval=_interval(n), sortby=sort, limit=LIMIT)
+        if query == "id lookup":
+            return self._lookup
+        if query == "page 50":
+            return self._walk
+        raise ValueError(query)
+
+    def _lookup(self, number: int) -> None:
+        """The API's get_item SQL (services.api.duckdb_client.DuckDBClient.get_item)."""
+        with self.cursors.get() as cursor:
+            sql = f"SELECT * FROM {self.entry.view} WHERE id = ? LIMIT 1"
+            table = cursor.execute(sql, [self.ids(number)]).to_arrow_table()
+        if table.num_rows != 1:
+            raise RuntimeError(f"item {self.ids(number)} not found")
+
+    def _walk(self, number: int) -> None:
+        page = self._run(limit=PAGE_SIZE)
+        for _ in range(PAGES - 1):
+            page = self._run(limit=PAGE_SIZE, token=page.next_token)
+        if page.table.num_rows != PAGE_SIZE:
+            raise RuntimeError("page 50 is not full")
+
+
+# --- pgstac search() in-process ----------------------------------------------------------------------------
+
+
+class PgstacMode:
+    """pgstac's ``search(jsonb)`` through psycopg; one connection per thread."""
+
+    def __init__(self, dsn: str, ids: Ids) -> None:
+        import psycopg
+
+        self.ids = ids
+        self.connections: Pool[Any] = Pool(
+            lambda: psycopg.connect(dsn, autocommit=True, options="-c search_path=pgstac,public"),
+            lambda connection: connection.close(),
+        )
+
+    def close(self) -> None:
+        self.connections.close()
+
+    def _search(self, body: dict[str, Any]) -> dict[str, Any]:
+        with self.connections.get() as connection:
+            row = connection.execute("SELECT search(%s::text::jsonb)", [json.dumps(body)]).fetchone()
+        if row is None:
+            raise RuntimeError("search() returned no row")
+        result: dict[str, Any] = row[0]
+        return result
+
+    def operation(self, query: str) -> Callable[[int], object]:
+        collections = [COLLECTION]
+        if query == "bbox+datetime":
+            return lambda n: self._search(
+                {"collections": collections, "bbox": _bbox(n), "datetime": _datetime(n), "limit": LIMIT}
+            )
+        if query == "cql2 filter":
+            return lambda n: self._search(
+                {"collections": collections, "filter": _cql2_json(n), "filter-lang": "cql2-json", "limit": LIMIT}
+            )
+        if query == "sortby":
+            return lambda n: self._search(
+                {
+                    "collections": collections,
+                    "datetime": _datetime(n),
+                    "sortby": [{"field": "properties.ncdc:mean_velocity", "direction": "desc"}],
+                    "limit": LIMIT,
+                }
+            )
+        if query == "id lookup":
+            return lambda n: self._search({"collections": collections, "ids": [self.ids(n)], "limit": 1})
+        if query == "page 50":
+            return self._walk
+        raise ValueError(query)
+
+    def _walk(self, number: int) -> None:
+        body: dict[str, Any] = {"collections": [COLLECTION], "limit": PAGE_SIZE}
+        page = self._search(body)
+        for _ in range(PAGES - 1):
+            link = next((link for link in page.get("links") or [] if link.get("rel") == "next"), None)
+            if link is None:
+                raise RuntimeError("no next link")
+            token = parse_qs(urlsplit(link["href"]).query)["token"][0]
+            page = self._search({**body, "token": token})
+        if len(page.get("features") or []) != PAGE_SIZE:
+            raise RuntimeError("page 50 is not full")
+
+
+# --- runs and the table ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    seconds: float
+    operations: int
+    walks: int
+
+
+Results = dict[tuple[str, str, int], Stats]
+
+
+def run_mode(mode: str, target: Any, options: Options, results: Results) -> None:
+    for query in QUERIES:
+        operation = target.operation(query)
+        limit = options.walks if query == "page 50" else options.operations
+        for clients in CONCURRENCY:
+            stats = measure(
+                operation,
+                concurrency=clients,
+                max_operations=limit,
+                max_seconds=options.seconds,
+                warmup=1 if query == "page 50" else 3,
+            )
+            results[(mode, query, clients)] = stats
+            print(
+                f"    {mode:<16} {query:<14} c={clients}  p50 {stats.p50 * 1e3:9.2f} ms  "
+                f"p95 {stats.p95 * 1e3:9.2f} ms  {stats.rate:8.1f}/s  (n={len(stats.latencies)})",
+                flush=True,
+            )
+
+
+def _ms(stats: Stats | None) -> str:
+    return f"{stats.p50 * 1e3:8.1f} {stats.p95 * 1e3:8.1f}" if stats else f"{'-':>8} {'-':>8}"
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> str:
+    if not numerator or not denominator:
+        return "     -"
+    return f"{numerator / denominator:6.2f}x"
+
+
+def print_table(title: str, results: Results) -> None:
+    print(f"\n{title}")
+    header = f"{'query':<14} {'mode':<16}"
+    for clients in CONCURRENCY:
+        header += f" | c={clients}: {'p50 ms':>8} {'p95 ms':>8} {'req/s':>8}"
+    print(header)
+    print("-" * len(header))
+    for query in QUERIES:
+        for mode in MODES:
+            line = f"{query:<14} {mode:<16}"
+            for clients in CONCURRENCY:
+                stats = results.get((mode, query, clients))
+                per_second = f"{stats.rate:8.1f}" if stats else f"{'-':>8}"
+                line += f" |      {_ms(stats)} {per_second}"
+            print(line)
+    print("  (page 50: one operation = 50 sequential pages of 10; req/s there = walks/s)")
+
+    def p50(mode: str, query: str, clients: int = 1) -> float | None:
+        stats = results.get((mode, query, clients))
+        return stats.p50 if stats else None
+
+    def rate(mode: str, query: str, clients: int) -> float | None:
+        stats = results.get((mode, query, clients))
+        return stats.rate if stats else None
+
+    print("\nratios (p50 at 1 client unless said)")
+    print(
+        f"{'query':<14} {'embedded API/DuckDB':>20} {'pgstac API/search()':>20} {'pgstac/embedded API':>20}"
+        f" {'req/s emb/pgstac c=8':>21}"
+    )
+    for query in QUERIES:
+        print(
+            f"{query:<14} {_ratio(p50('embedded API', query), p50('DuckDB', query)):>20}"
+            f" {_ratio(p50('pgstac API', query), p50('pgstac search()', query)):>20}"
+            f" {_ratio(p50('pgstac API', query), p50('embedded API', query)):>20}"
+            f" {_ratio(rate('embedded API', query, 8), rate('pgstac API', query, 8)):>21}"
+        )
+    print(
+        "id lookup, embedded vs pgstac: API p50 "
+        f"{_ratio(p50('pgstac API', 'id lookup'), p50('embedded API', 'id lookup')).strip()} "
+        "(pgstac/embedded), engines "
+        f"{_ratio(p50('pgstac search()', 'id lookup'), p50('DuckDB', 'id lookup')).strip()} (pgstac/DuckDB)"
+    )
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().lower().replace("_", "")
+    factor = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
+    return int(float(text[:-1] if factor > 1 else text) * factor)
+
+
+def bench_size(n: int, work: Path, options: Options, with_pgstac: bool) -> None:
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(f"\n=== {n:,} items === (load average {load} on {os.cpu_count()} CPUs)", flush=True)
+    started = time.perf_counter()
+    publication: SyntheticPublication = write_publication(work / f"public-{n}", n)
+    print(
+        f"  stac-geoparquet: {publication.items:,} items, {publication.glaciers:,} glaciers x {publication.months} "
+        f"months, {publication.row_groups} row groups, {publication.bytes / 1e6:.1f} MB, "
+        f"written in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
+    ids = Ids(publication.glaciers, publication.months, publication.items)
+    results: Results = {}
+
+    with serve({"NCDC_STAC_ROOT": str(publication.root), "NCDC_STAC_BACKEND": "duckdb"}) as base:
+        api = HttpMode(base, ids)
+        try:
+            run_mode("embedded API", api, options, results)
+        finally:
+            api.close()
+    duckdb = DuckDBMode(publication.root, ids)
+    try:
+        run_mode("DuckDB", duckdb, options, results)
+    finally:
+        duckdb.close()
+
+    if with_pgstac:
+        try:
+            bench_pgstac(publication, ids, options, results)
+        except Exception as err:  # pytest's Skipped (no PostgreSQL) is not an Exception subclass
+            print(f"  pgstac failed: {err!r}", flush=True)
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print_table(f"{n:,} items - latency per operation and throughput (load average now {load})", results)
+
+
+def bench_pgstac(publication: SyntheticPublication, ids: Ids, options: Options, results: Results) -> None:
+    from publish.ingest import ingest
+
+    try:
+        from tests.pgstac_cluster import pgstac_cluster
+    except ImportError as err:
+        print(f"  pgstac skipped: {err}")
+        return
+    cluster = pgstac_cluster()
+    try:
+        dsn = cluster.__enter__()
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as err:  # tests.conftest.require() skips (pytest's Skipped) when PostgreSQL is missing
+        print(f"  pgstac skipped: {err!r}")
+        return
+    try:
+        started = time.perf_counter()
+        summary = ingest(publication.root, dsn)
+        print(f"  pgstac: loaded {summary.items:,} items in {time.perf_counter() - started:.1f} s", flush=True)
+        with serve(
+            {"NCDC_STAC_ROOT": str(publication.root), "NCDC_STAC_BACKEND": "pgstac", "NCDC_STAC_DSN": dsn}
+        ) as base:
+            api = HttpMode(base, ids)
+            try:
+                run_mode("pgstac API", api, options, results)
+            finally:
+                api.close()
+        engine = PgstacMode(dsn, ids)
+        try:
+            run_mode("pgstac search()", engine, options, results)
+        finally:
+            engine.close()
+    finally:
+        cluster.__exit__(None, None, None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10k", help="comma-separated item counts, e.g. 10k,100k,1m (default 10k)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="time limit of each measurement (default 5)")
+    parser.add_argument("--operations", type=int, default=400, help="operation limit of each measurement")
+    parser.add_argument("--walks", type=int, default=20, help="operation limit of each 'page 50' measurement")
+    parser.add_argument("--no-pgstac", action="store_true", help="embedded API and DuckDB only")
+    parser.add_argument("--keep", type=Path, help="write the publications here and keep them")
+    args = parser.parse_args(argv)
+    options = Options(seconds=args.seconds, operations=args.operations, walks=args.walks)
+    sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+    work = args.keep or Path(tempfile.mkdtemp(prefix="ncdc-bench-search-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(
+        f"search benchmark: sizes {', '.join(f'{s:,}' for s in sizes)}; each cell at most {options.operations} ops "
+        f"({options.walks} walks for page 50) or {options.seconds:g} s; {os.cpu_count()} CPUs"
+    )
+    try:
+        for n in sizes:
+            bench_size(n, work, options, not args.no_pgstac)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
