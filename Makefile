@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SCALE ?= small
 RECORDS := $(wildcard records/*.json)
 
-.PHONY: install demo samples publish serve test lint bench clean
+.PHONY: install web demo samples publish serve test lint bench screenshots clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,13 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+WEB_STAMP := web/node_modules/.package-lock.json
+$(WEB_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	touch $@
+
+web: $(WEB_STAMP)
 
 samples/.generated-$(SCALE): | $(STAMP)
 	$(BIN)/ncdc-stac samples --out samples --scale $(SCALE)
@@ -29,7 +36,7 @@ publish: samples
 	  $(BIN)/ncdc-stac publish $$record --data samples/$$name --root public || exit 1; \
 	done
 
-serve: install
+serve: install web
 	$(BIN)/ncdc-stac serve --root public
 
 demo: publish serve
@@ -39,8 +46,11 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint web
 	$(BIN)/python -m pytest -n 2
+
+screenshots: publish web
+	$(BIN)/python -m services.viewer.screenshots --root public --out docs/screenshots
 
 bench: install
 	$(BIN)/python -m benchmarks.publish

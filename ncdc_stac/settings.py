@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     port: int = 8000
     workers: int | None = None
     """Parallel publishing workers; default: the number of cores."""
+    basemap_url: str | None = None
+    """Viewer basemap: XYZ template (https://host/{z}/{x}/{y}.png) or a MapLibre style URL; none: background +
+    graticule, nothing requested off the server."""
+    basemap_attribution: str | None = None
 
     # Authentication: bearer JWTs
     auth_jwks_file: Path | None = None

@@ -44,7 +44,7 @@ def _detect(frame: gpd.GeoDataFrame, source: Path) -> gpd.GeoDataFrame:
 
 
 def read_vector(source: Path) -> gpd.GeoDataFrame:
-    """Read any OGR vector; a shapefile's DBF encoding is detected when no .cpg says it."""
+    """Read any OGR vector; a shapefile's DBF encoding is detected when no .cpg says it; all-null columns dropped."""
     if source.suffix.lower() == ".shp":
         for sidecar in (".dbf", ".shx"):
             if not source.with_suffix(sidecar).exists():
@@ -65,7 +65,8 @@ def read_vector(source: Path) -> gpd.GeoDataFrame:
         raise VectorError(f"{source}: no coordinate reference system{hint}")
     if frame.empty:
         raise VectorError(f"{source}: no features")
-    return frame
+    empty = [c for c in frame.columns if c != frame.geometry.name and frame[c].isna().all()]
+    return frame.drop(columns=empty)  # e.g. the Name/description/... columns GDAL's KML drivers add, all null
 
 
 def write_geoparquet(frame: gpd.GeoDataFrame, target: Path) -> gpd.GeoDataFrame:

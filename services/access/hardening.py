@@ -383,10 +383,10 @@ class ErrorShieldMiddleware:
         async def shielded_send(message: Message) -> None:
             nonlocal started, held
             if message["type"] == "http.response.start":
-                headers = {k.lower(): v for k, v in message.get("headers", [])}
-                content_type = headers.get(b"content-type", b"").lower()
+                header_map = {k.lower(): v for k, v in message.get("headers", [])}
+                content_type = header_map.get(b"content-type", b"").lower()
                 textual = content_type.startswith((b"application/json", b"text/", b"application/problem+json"))
-                encoded = headers.get(b"content-encoding", b"identity") != b"identity"  # compressed: not text
+                encoded = header_map.get(b"content-encoding", b"identity") != b"identity"  # compressed: not text
                 if message["status"] >= 400 and textual and not encoded:
                     held = message
                     return
