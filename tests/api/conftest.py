@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from starlette.testclient import TestClient
 
 from ncdc_stac.settings import Settings
 from services.app import create_app
 from tests.api.publication import GLACIER_HMA, GLACIER_MONTHLY, NO_ITEMS, SUBSIDENCE, write_publication
+from tests.live import serve
 from tests.pgstac_cluster import pgstac_dsn  # noqa: F401  (fixture, used when pgstac is tested)
 
 BACKENDS = os.environ.get("NCDC_STAC_TEST_BACKENDS", "duckdb,pgstac").split(",")
@@ -71,24 +68,8 @@ def client(app: FastAPI) -> Iterator[TestClient]:
         yield test_client
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def live_url(settings: Settings) -> Iterator[str]:
     """The service on uvicorn at 127.0.0.1:<free port>, in a thread."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(create_app(settings)) as url:
+        yield url

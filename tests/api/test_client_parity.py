@@ -10,20 +10,17 @@ be broken differently (the embedded backend by collection and id, pgstac by its 
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from pystac_client import Client
 
 from ncdc_stac.settings import Settings
 from services.app import create_app
+from tests import live
 from tests.api.conftest import BACKENDS
 
 PARITY = ("duckdb", "pgstac")
@@ -39,22 +36,8 @@ Key = tuple[str, str]
 @contextmanager
 def serve(settings: Settings) -> Iterator[str]:
     """The service on uvicorn at 127.0.0.1:<free port>, in a thread; yields its base URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with live.serve(create_app(settings)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import math
 import shutil
-import socket
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,13 +13,13 @@ from urllib.parse import urlencode
 import morecantile
 import pyarrow.parquet as pq
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from starlette.testclient import TestClient
 
 from ncdc_stac.settings import Settings
 from services.app import create_app
 from tests.conftest import require
+from tests.live import serve
 from tests.raster.helpers import WEB_MERCATOR, decode_mvt
 
 ITEM = "ps-track-107-descending"
@@ -115,12 +112,6 @@ def test_empty_and_out_of_range(client: TestClient, ids: dict[str, str]) -> None
     assert client.get(raster).status_code == 404
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def live_app(root: Path) -> FastAPI:
     """The whole service (services.app)."""
@@ -130,18 +121,8 @@ def live_app(root: Path) -> FastAPI:
 @pytest.fixture(scope="module")
 def live_url(live_app: FastAPI) -> Iterator[str]:
     """The whole service on uvicorn at a free loopback port, in a thread."""
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(live_app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(live_app) as url:
+        yield url
 
 
 def _signed(app: FastAPI, path: str) -> str:
