@@ -54,6 +54,8 @@ screenshots: publish web
 
 bench: install
 	$(BIN)/python -m benchmarks.publish
+	$(BIN)/python -m benchmarks.tiles
+	$(BIN)/python -m benchmarks.search --sizes 10k,100k
 
 clean:
 	rm -rf samples public .pytest_cache .mypy_cache .ruff_cache

@@ -6,26 +6,21 @@
 2. Collection mosaic tiles (``?datetime=2023-07``) over HTTP, vs the same in-process read.
 3. The same item tiles as ``.npy`` (no PNG encoding) both ways.
 
-Run from the repository root: ``.venv/bin/python -m tests.raster.benchmark_tiles [--root PUBLIC] [--repeat 5]``
+Run from the repository root: ``.venv/bin/python -m benchmarks.tiles [--root PUBLIC] [--repeat 5]``
 (without ``--root`` the small Gangrigab sample is generated and published into a temporary folder).
-Meant to become ``benchmarks/tiles.py``.
 """
 
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import morecantile
-import uvicorn
 from rio_tiler.colormap import cmap
 from rio_tiler.io import Reader
 from titiler.core.resources.enums import ImageType
@@ -35,6 +30,7 @@ from ncdc_stac.settings import Settings
 from publish.pipeline import publish_collection
 from publish.samples import generate_samples
 from services.raster import create_raster_app
+from services.viewer.harness import serve
 
 REPO = Path(__file__).resolve().parents[2]
 RECORD = "gangrigab-velocity"
@@ -53,25 +49,6 @@ def tiles_of(path: Path) -> list[morecantile.Tile]:
         west, south, east, north = reader.get_geographic_bounds("EPSG:4326")
         zooms = [reader.maxzoom - 1, reader.maxzoom]
     return list(WEB_MERCATOR.tiles(west, south, east, north, zooms))
-
-
-@contextmanager
-def serve(root: Path) -> Iterator[str]:
-    """The raster app on uvicorn at a free loopback port, in a thread."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    config = uvicorn.Config(create_raster_app(Settings(root=root)), host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def median_ms(run: Callable[[], object], repeat: int) -> float:
@@ -102,7 +79,10 @@ def measure(root: Path, cid: str, repeat: int) -> list[tuple[str, float, float, 
     work = [(m, root / cid / m / "velocity.tif") for m in MONTHS]
     jobs = [(m, path, tile) for m, path in work for tile in tiles_of(path)]
     results = []
-    with serve(root) as base, httpx.Client(base_url=f"{base}/collections/{cid}/", timeout=60) as client:
+    with (
+        serve(create_raster_app(Settings(root=root))) as base,
+        httpx.Client(base_url=f"{base}/collections/{cid}/", timeout=60) as client,
+    ):
         for name, (template, params, picture) in cases.items():
 
             def over_http(template: str = template, params: dict[str, str] = params) -> None:
