@@ -20,7 +20,8 @@ four ways are measured, 1 and 8 concurrent clients (threads, closed loop, bounde
 then ratios: API overhead (API p50 / engine p50), embedded vs pgstac (pgstac p50 / embedded p50 and the req/s
 ratio at 8 clients), id lookup. Loopback only; every loop is bounded.
 
-Run from the repository root: ``.venv/bin/python -m benchmarks.search [--sizes 10k,100k] [--seconds 5]``.
+Run from the repository root: ``.venv/bin/python -m benchmarks.search [--sizes 10k,100k] [--seconds 5]``
+(``--results FILE`` appends the figures and the tables for ``make bench``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from benchmarks.load import Pool, Stats, measure
+from benchmarks.results import Point, Row, Target, add_results_option, print_rows, record
 from benchmarks.synthetic import COLLECTION, SyntheticPublication, item_id, write_publication
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,6 +56,7 @@ CONCURRENCY = (1, 8)
 LIMIT = 50
 PAGE_SIZE = 10
 PAGES = 50
+SECTION = "search"
 
 
 # --- the queries, as numbered variations -------------------------------------------------------------------
@@ -370,13 +373,13 @@ def _ratio(numerator: float | None, denominator: float | None) -> str:
     return f"{numerator / denominator:6.2f}x"
 
 
-def print_table(title: str, results: Results) -> None:
-    print(f"\n{title}")
+def format_table(title: str, results: Results) -> str:
+    """Latency and throughput of every query and mode, then the ratios, as text."""
+    lines = ["", title]
     header = f"{'query':<14} {'mode':<16}"
     for clients in CONCURRENCY:
         header += f" | c={clients}: {'p50 ms':>8} {'p95 ms':>8} {'req/s':>8}"
-    print(header)
-    print("-" * len(header))
+    lines += [header, "-" * len(header)]
     for query in QUERIES:
         for mode in MODES:
             line = f"{query:<14} {mode:<16}"
@@ -384,8 +387,8 @@ def print_table(title: str, results: Results) -> None:
                 stats = results.get((mode, query, clients))
                 per_second = f"{stats.rate:8.1f}" if stats else f"{'-':>8}"
                 line += f" |      {_ms(stats)} {per_second}"
-            print(line)
-    print("  (page 50: one operation = 50 sequential pages of 10; req/s there = walks/s)")
+            lines.append(line)
+    lines.append("  (page 50: one operation = 50 sequential pages of 10; req/s there = walks/s)")
 
     def p50(mode: str, query: str, clients: int = 1) -> float | None:
         stats = results.get((mode, query, clients))
@@ -395,24 +398,75 @@ def print_table(title: str, results: Results) -> None:
         stats = results.get((mode, query, clients))
         return stats.rate if stats else None
 
-    print("\nratios (p50 at 1 client unless said)")
-    print(
+    lines += [
+        "",
+        "ratios (p50 at 1 client unless said)",
         f"{'query':<14} {'embedded API/DuckDB':>20} {'pgstac API/search()':>20} {'pgstac/embedded API':>20}"
-        f" {'req/s emb/pgstac c=8':>21}"
-    )
+        f" {'req/s emb/pgstac c=8':>21}",
+    ]
     for query in QUERIES:
-        print(
+        lines.append(
             f"{query:<14} {_ratio(p50('embedded API', query), p50('DuckDB', query)):>20}"
             f" {_ratio(p50('pgstac API', query), p50('pgstac search()', query)):>20}"
             f" {_ratio(p50('pgstac API', query), p50('embedded API', query)):>20}"
             f" {_ratio(rate('embedded API', query, 8), rate('pgstac API', query, 8)):>21}"
         )
-    print(
+    lines.append(
         "id lookup, embedded vs pgstac: API p50 "
         f"{_ratio(p50('pgstac API', 'id lookup'), p50('embedded API', 'id lookup')).strip()} "
         "(pgstac/embedded), engines "
         f"{_ratio(p50('pgstac search()', 'id lookup'), p50('DuckDB', 'id lookup')).strip()} (pgstac/DuckDB)"
     )
+    return "\n".join(lines)
+
+
+def rows_of(n: int, results: Results) -> list[Row]:
+    """Per query: embedded API vs DuckDB in-process (API overhead <= 1.3x) and vs the pgstac API (at 1M items
+    at most 0.5x its latency; item by id never slower), p50 at 1 client."""
+    rows = []
+    for query in QUERIES:
+        api, engine, pgstac = (results.get((mode, query, 1)) for mode in ("embedded API", "DuckDB", "pgstac API"))
+        if api is None:
+            continue
+        figure = f"{n:,} items, {query}: embedded API p50"
+        if engine is not None:
+            rows.append(
+                Row(
+                    SECTION,
+                    figure,
+                    api.p50 * 1e3,
+                    "ms",
+                    "DuckDB in-process",
+                    engine.p50 * 1e3,
+                    Target(1.3),
+                    note="API overhead",
+                )
+            )
+        if pgstac is not None:
+            target = Target(1.0) if query == "id lookup" else Target(0.5) if n >= 1_000_000 else None
+            rows.append(Row(SECTION, figure, api.p50 * 1e3, "ms", "pgstac API", pgstac.p50 * 1e3, target))
+        busy, other = results.get(("embedded API", query, 8)), results.get(("pgstac API", query, 8))
+        if busy is not None and other is not None:
+            rows.append(
+                Row(
+                    SECTION,
+                    f"{n:,} items, {query}: embedded API req/s at 8 clients",
+                    busy.rate,
+                    "req/s",
+                    "pgstac API",
+                    other.rate,
+                )
+            )
+    return rows
+
+
+def points_of(n: int, results: Results) -> list[Point]:
+    """p50 at 1 client of both APIs, per query, for the search-scale plot."""
+    return [
+        Point("search-scale", f"{mode}: {query}", n, stats.p50 * 1e3)
+        for (mode, query, clients), stats in results.items()
+        if clients == 1 and mode in ("embedded API", "pgstac API")
+    ]
 
 
 def parse_size(text: str) -> int:
@@ -421,7 +475,7 @@ def parse_size(text: str) -> int:
     return int(float(text[:-1] if factor > 1 else text) * factor)
 
 
-def bench_size(n: int, work: Path, options: Options, with_pgstac: bool) -> None:
+def bench_size(n: int, work: Path, options: Options, with_pgstac: bool) -> Results:
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"\n=== {n:,} items === (load average {load} on {os.cpu_count()} CPUs)", flush=True)
     started = time.perf_counter()
@@ -452,8 +506,7 @@ def bench_size(n: int, work: Path, options: Options, with_pgstac: bool) -> None:
             bench_pgstac(publication, ids, options, results)
         except Exception as err:  # pytest's Skipped (no PostgreSQL) is not an Exception subclass
             print(f"  pgstac failed: {err!r}", flush=True)
-    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    print_table(f"{n:,} items - latency per operation and throughput (load average now {load})", results)
+    return results
 
 
 def bench_pgstac(publication: SyntheticPublication, ids: Ids, options: Options, results: Results) -> None:
@@ -501,6 +554,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--walks", type=int, default=20, help="operation limit of each 'page 50' measurement")
     parser.add_argument("--no-pgstac", action="store_true", help="embedded API and DuckDB only")
     parser.add_argument("--keep", type=Path, help="write the publications here and keep them")
+    add_results_option(parser)
     args = parser.parse_args(argv)
     options = Options(seconds=args.seconds, operations=args.operations, walks=args.walks)
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
@@ -510,12 +564,31 @@ def main(argv: list[str] | None = None) -> None:
         f"search benchmark: sizes {', '.join(f'{s:,}' for s in sizes)}; each cell at most {options.operations} ops "
         f"({options.walks} walks for page 50) or {options.seconds:g} s; {os.cpu_count()} CPUs"
     )
+    rows: list[Row] = []
+    points: list[Point] = []
+    details: dict[str, str] = {}
     try:
         for n in sizes:
-            bench_size(n, work, options, not args.no_pgstac)
+            results = bench_size(n, work, options, not args.no_pgstac)
+            load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+            title = f"Search: {n:,} items - latency per operation and throughput (load average now {load})"
+            details[title] = format_table(title, results).strip()
+            print("\n" + details[title], flush=True)
+            rows += rows_of(n, results)
+            points += points_of(n, results)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
+    notes = []
+    if max(sizes) < 1_000_000 or args.no_pgstac:
+        notes.append(
+            "search: embedded vs pgstac at 1M items (target <= 0.5x) not measured: run with --sizes ...,1m "
+            "(make bench BENCH_SEARCH_SIZES=10k,100k,1m); loading 1M items into pgstac takes tens of minutes here"
+        )
+    if not any(row.reference == "pgstac API" for row in rows):
+        notes.append("search: pgstac not measured (no PostgreSQL 15 + PostGIS, or --no-pgstac)")
+    print_rows(rows, "Search (p50 at 1 client unless said)")
+    record(args.results, rows, points, details, notes)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging.config
 import sys
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -86,11 +87,23 @@ def samples(out: Path, scale: str, datasets: tuple[str, ...]) -> None:
 @click.option(
     "--data", required=True, type=click.Path(path_type=Path, file_okay=False, exists=True), help="Data files."
 )
-@click.option("--root", type=click.Path(path_type=Path, file_okay=False), help="Publication root [NCDC_STAC_ROOT].")
+@click.option("--root", help="Publication root, a folder or s3://bucket/prefix [NCDC_STAC_ROOT].")
 @click.option("--recipe", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="Default: beside RECORD.")
 @click.option("--workers", type=click.IntRange(min=1), help="Parallel workers [NCDC_STAC_WORKERS; default: cores].")
+@click.option(
+    "--scheduler",
+    help="Dask scheduler, tcp://host:port, whose workers convert the files [NCDC_STAC_SCHEDULER; default: local].",
+)
 @click.option("--prune", is_flag=True, help="Remove published items whose input file is gone.")
-def publish(record: Path, data: Path, root: Path | None, recipe: Path | None, workers: int | None, prune: bool) -> None:
+def publish(
+    record: Path,
+    data: Path,
+    root: str | None,
+    recipe: Path | None,
+    workers: int | None,
+    scheduler: str | None,
+    prune: bool,
+) -> None:
     """Publish RECORD's data files: COGs, GeoParquet + FlatGeobuf, Items, stac-geoparquet, static catalog.
 
     Unchanged inputs are not converted again; every file is replaced atomically. Exit code 1 when
@@ -102,7 +115,7 @@ def publish(record: Path, data: Path, root: Path | None, recipe: Path | None, wo
     from publish.pipeline import publish_collection
     from publish.recipe import RecipeError
 
-    settings = Settings()
+    settings = Settings(root=root) if root else Settings()
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
         with Progress(*columns, console=err_console) as progress:
@@ -110,12 +123,14 @@ def publish(record: Path, data: Path, root: Path | None, recipe: Path | None, wo
             summary = publish_collection(
                 record,
                 data,
-                root or settings.root,
+                settings.root,
                 recipe_path=recipe,
                 workers=workers or settings.workers,
                 prune=prune,
                 on_planned=lambda total: progress.update(task, total=total),
                 on_done=lambda item_id: progress.advance(task),
+                settings=settings,
+                scheduler=scheduler or settings.scheduler,
             )
     except (RecordError, RecipeError) as err:
         err_console.print(f"[red]error[/] {err}", highlight=False)
@@ -134,50 +149,84 @@ def publish(record: Path, data: Path, root: Path | None, recipe: Path | None, wo
 
 
 @main.command()
-@click.option("--root", type=click.Path(path_type=Path, file_okay=False), help="Publication root [NCDC_STAC_ROOT].")
+@click.option("--root", help="Publication root, a folder or s3://bucket/prefix [NCDC_STAC_ROOT].")
 @click.option("--backend", type=click.Choice(["duckdb", "pgstac"]), help="Search backend [NCDC_STAC_BACKEND].")
 @click.option("--dsn", help="PostgreSQL DSN of the pgstac backend [NCDC_STAC_DSN].")
 @click.option("--host", help="Interface to listen on [NCDC_STAC_HOST, default 127.0.0.1].")
 @click.option("--port", type=int, help="Port [NCDC_STAC_PORT, default 8000].")
-def serve(root: Path | None, backend: str | None, dsn: str | None, host: str | None, port: int | None) -> None:
-    """Serve the STAC API at /stac and the published files at /files.
+@click.option("--log-format", type=click.Choice(["json", "text"]), help="Logs on stderr [NCDC_STAC_LOG_FORMAT, json].")
+@click.option(
+    "--only",
+    "service",
+    type=click.Choice(["stac", "raster"]),
+    help="One side of a deployment behind a proxy: the STAC API + viewer + files, or the tiles [NCDC_STAC_SERVICE].",
+)
+def serve(
+    root: str | None,
+    backend: str | None,
+    dsn: str | None,
+    host: str | None,
+    port: int | None,
+    log_format: str | None,
+    service: str | None,
+) -> None:
+    """Serve the viewer at /, the STAC API at /stac, tiles at /raster and the published files at /files.
 
     Settings come from NCDC_STAC_* environment variables; options override them.
     """
     import uvicorn
 
     from ncdc_stac.settings import Settings
-    from services.app import create_app
+    from services.ops import logging_config
 
-    overrides: dict[str, Any] = {"root": root, "backend": backend, "dsn": dsn, "host": host, "port": port}
+    overrides: dict[str, Any] = {
+        **{"root": root, "backend": backend, "dsn": dsn, "host": host, "port": port},
+        "log_format": log_format,
+        "service": service,
+    }
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-    if not settings.root.is_dir():
+    log_config = logging_config(settings.log_format, settings.log_level)
+    logging.config.dictConfig(log_config)
+    logging.captureWarnings(True)  # library warnings as log records too
+    from services.app import create_app  # after the logging setup: libraries log while they are imported
+
+    if isinstance(settings.root, Path) and not settings.root.is_dir():
         err_console.print(f"[red]error[/] {settings.root}: no publication here (run `ncdc-stac publish` first)")
         sys.exit(1)
     app = create_app(settings)
     click.echo(f"serving {settings.root} ({settings.backend}) on http://{settings.host}:{settings.port}/stac")
-    uvicorn.run(app, host=settings.host, port=settings.port, proxy_headers=True, log_level="info")
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        proxy_headers=True,
+        log_config=log_config,
+        log_level=settings.log_level,
+        access_log=False,  # services.ops logs each request, with its duration and request id
+        timeout_graceful_shutdown=settings.shutdown_timeout,
+    )
 
 
 @main.command()
-@click.option("--root", type=click.Path(path_type=Path, file_okay=False), help="Publication root [NCDC_STAC_ROOT].")
+@click.option("--root", help="Publication root, a folder or s3://bucket/prefix [NCDC_STAC_ROOT].")
 @click.option("--dsn", help="PostgreSQL DSN [NCDC_STAC_DSN].")
 @click.option("--collection", "collections", multiple=True, help="Only these collection ids (default: all).")
 @click.option("--migrate", is_flag=True, help="Install or upgrade the pgstac schema first.")
 @click.option("--prune", is_flag=True, help="Delete items that are no longer published.")
-def ingest(root: Path | None, dsn: str | None, collections: tuple[str, ...], migrate: bool, prune: bool) -> None:
+def ingest(root: str | None, dsn: str | None, collections: tuple[str, ...], migrate: bool, prune: bool) -> None:
     """Load published collections and items into pgstac (upsert: running it again is harmless)."""
     from ncdc_stac.settings import Settings
     from publish.ingest import IngestError
     from publish.ingest import ingest as load
 
-    settings = Settings()
+    settings = Settings(root=root) if root else Settings()
     target = dsn or (settings.dsn.get_secret_value() if settings.dsn else None)
     if not target:
         raise click.UsageError("no database: give --dsn or set NCDC_STAC_DSN")
+    source = settings.publication_root()
     try:
         with err_console.status("loading into pgstac"):
-            summary = load(root or settings.root, target, collections=collections or None, migrate=migrate, prune=prune)
+            summary = load(source, target, collections=collections or None, migrate=migrate, prune=prune)
     except IngestError as err:
         err_console.print(f"[red]error[/] {err}", highlight=False)
         sys.exit(1)

@@ -7,10 +7,13 @@ Structured values (``AUTH_JWKS``, ``API_KEYS``, ``GRANTS``, lists) are JSON in t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from ncdc_stac.storage import Root
 
 
 class ApiKey(BaseModel):
@@ -24,23 +27,62 @@ class ApiKey(BaseModel):
     grants: list[str] = Field(default_factory=list)
 
 
+def _s3_url(value: str) -> str:
+    if not value.startswith("s3://") or not value[5:].strip("/"):
+        raise ValueError("not an s3://bucket/prefix URL")
+    return value
+
+
+S3Url = Annotated[str, AfterValidator(_s3_url)]
+"""``s3://bucket/prefix`` of an S3-compatible object store."""
+
+
+def _env(name: str, *fallbacks: str) -> AliasChoices:
+    return AliasChoices(f"NCDC_STAC_{name.upper()}", *fallbacks)
+
+
 class Settings(BaseSettings):
     """Runtime configuration shared by the command line and the services."""
 
-    model_config = SettingsConfigDict(env_prefix="NCDC_STAC_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="NCDC_STAC_", env_file=".env", env_ignore_empty=True, extra="ignore", populate_by_name=True
+    )
 
-    root: Path = Path("public")
-    """Publication root: static catalog, stac-geoparquet and cloud-native data files."""
+    root: S3Url | Path = Path("public")
+    """Publication root: static catalog, stac-geoparquet and cloud-native data files; a folder or
+    ``s3://bucket/prefix`` (see :mod:`ncdc_stac.storage`)."""
+
+    # Object storage (an s3:// root); each falls back to the standard AWS_* variable
+    s3_endpoint: str | None = Field(default=None, validation_alias=_env("s3_endpoint", "AWS_ENDPOINT_URL"))
+    """Endpoint of an S3-compatible store (``http://host:port``); none: AWS S3."""
+    s3_region: str = Field(default="us-east-1", validation_alias=_env("s3_region", "AWS_REGION", "AWS_DEFAULT_REGION"))
+    s3_access_key_id: SecretStr | None = Field(
+        default=None, validation_alias=_env("s3_access_key_id", "AWS_ACCESS_KEY_ID")
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("s3_secret_access_key", "AWS_SECRET_ACCESS_KEY")
+    )
+    s3_session_token: SecretStr | None = Field(
+        default=None, validation_alias=_env("s3_session_token", "AWS_SESSION_TOKEN")
+    )
+    s3_metadata_ttl: float = Field(default=5.0, ge=0, le=3600)
+    """Seconds the services trust an object's metadata (HEAD) before asking again."""
     backend: Literal["duckdb", "pgstac"] = "duckdb"
     """Search backend: embedded DuckDB over stac-geoparquet, or PostgreSQL + pgstac."""
     dsn: SecretStr | None = None
     """PostgreSQL connection string for the pgstac backend and ``ingest``."""
     public_url: str | None = None
     """Public base URL of the service when it cannot be derived from the request."""
+    service: Literal["all", "stac", "raster"] = "all"
+    """What ``serve`` runs: everything on one origin, or one side of a deployment behind a proxy: ``stac``
+    (the STAC API, viewer, /files, /auth, /gdal) or ``raster`` (the tiles at /raster)."""
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int | None = None
     """Parallel publishing workers; default: the number of cores."""
+    scheduler: str | None = None
+    """Dask scheduler (``tcp://host:port``) whose workers convert the files when publishing; none: a local
+    process pool of ``workers``. The workers must reach the inputs and the root (see :mod:`publish.pipeline`)."""
     basemap_url: str | None = None
     """Viewer basemap: XYZ template (https://host/{z}/{x}/{y}.png) or a MapLibre style URL; none: background +
     graticule, nothing requested off the server."""
@@ -97,6 +139,25 @@ class Settings(BaseSettings):
     cql2_max_depth: int = Field(default=32, ge=2)
     content_security_policy: str | None = None
     """CSP of HTML pages; default :data:`services.access.hardening.DEFAULT_CSP`."""
+
+    # Operations
+    log_format: Literal["json", "text"] = "json"
+    """``ncdc-stac serve`` logs on stderr: one JSON object per line, or text for reading at a terminal."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    metrics_access: Literal["loopback", "admin", "public", "off"] = "loopback"
+    """Who may read ``/metrics``: clients on this machine, those and admin principals, anyone, or no metrics."""
+    request_timeout: float = Field(default=30.0, gt=0, le=3600)
+    """Seconds the STAC API may take to start an answer; then the request (and its query) is cancelled: 503."""
+    readiness_timeout: float = Field(default=2.0, gt=0, le=60)
+    """Seconds each ``/readyz`` check (database, storage) may take."""
+    shutdown_timeout: int = Field(default=10, ge=0, le=600)
+    """Seconds ``ncdc-stac serve`` lets open requests finish after SIGTERM / SIGINT (uvicorn's graceful shutdown)."""
+
+    def publication_root(self) -> Root:
+        """The publication root as storage (:mod:`ncdc_stac.storage`): a folder, or an S3 prefix reached with these."""
+        from ncdc_stac.storage import open_root
+
+        return open_root(self.root, self)
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -7,6 +7,8 @@ Published layout::
     ROOT/<collection-id>/<item-id>/<item-id>.json    static items, asset hrefs relative to the item file
 
 Items come from ``items.parquet`` (streamed in record batches) or, without it, from the static item files.
+A publication in object storage (``s3://bucket/prefix``) is loaded from its ``collection.json`` and
+``items.parquet`` objects, copied to a temporary folder first.
 Every href that pgstac stores is relative to ROOT (the API turns it into ``{base_url}/files/{href}``);
 structural links (self, root, parent, ...) are dropped because the API generates its own.
 Loading upserts (``Methods.upsert``): a re-run adds no duplicates and updates changed items and collections.
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import tempfile
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +37,8 @@ from pypgstac.db import PgstacDB
 from pypgstac.load import Loader, Methods
 from pypgstac.migrate import Migrate
 from pypgstac.version import __version__ as PYPGSTAC_VERSION  # noqa: N812
+
+from ncdc_stac.storage import Root, open_root
 
 Source = Literal["auto", "parquet", "json"]
 STRUCTURAL_RELS = frozenset({"self", "root", "parent", "child", "item", "items", "collection"})
@@ -359,8 +364,25 @@ def _prune(db: PgstacDB, collection_id: str, keep: set[str]) -> int:
     return cursor.rowcount
 
 
+@contextmanager
+def _local(root: Root | Path | str) -> Iterator[Path]:
+    """A local folder of the publication: itself, or the collections and stac-geoparquet of an object store."""
+    source = open_root(root)
+    if source.local is not None:
+        yield source.local
+        return
+    with tempfile.TemporaryDirectory(prefix="ncdc-ingest-") as scratch:
+        for cid in source.collection_folders():
+            folder = Path(scratch) / cid
+            folder.mkdir()
+            for name in ("collection.json", PARQUET_NAME):
+                if source.exists(f"{cid}/{name}"):
+                    (folder / name).write_bytes(source.read(f"{cid}/{name}"))
+        yield Path(scratch)
+
+
 def ingest(
-    root: Path,
+    root: Root | Path | str,
     dsn: str,
     *,
     collections: Collection[str] | None = None,
@@ -375,6 +397,19 @@ def ingest(
     JSON (``auto``: parquet when present); ``prune`` deletes items of a loaded collection that are no longer
     published; ``migrate`` installs or upgrades the pgstac schema first. Raises :class:`IngestError`.
     """
+    with _local(root) as folder:
+        return _ingest(folder, dsn, collections, source, batch_size, prune, migrate)
+
+
+def _ingest(
+    root: Path,
+    dsn: str,
+    collections: Collection[str] | None,
+    source: Source,
+    batch_size: int,
+    prune: bool,
+    migrate: bool,
+) -> IngestSummary:
     paths = find_collections(root)
     if collections is not None:
         unknown = sorted(set(collections) - {p.parent.name for p in paths})

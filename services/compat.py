@@ -69,6 +69,14 @@ def create_stacit_router(stac_path: str) -> APIRouter:
 
 
 def _forwarded(request: Request) -> dict[str, str]:
-    """Headers that tell the STAC API the public URL of the original request."""
-    names = ("host", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-prefix", "forwarded", "authorization")
+    """Headers that tell the STAC API the public URL of the original request, and who asks (signed hrefs)."""
+    names = (
+        "host",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-forwarded-prefix",
+        "forwarded",
+        "authorization",
+        "x-api-key",
+    )
     return {name: request.headers[name] for name in names if name in request.headers}

@@ -8,12 +8,15 @@
 - :mod:`~services.access.control`: :class:`AccessControl` (one per app), :class:`FilesGuard` for
   ``/files``, the dependencies :func:`require_collection_access`, :func:`require_admin`,
   :func:`current_principal`, and :func:`auth_router` (``/auth/sign``, ``/auth/me``).
+- :mod:`~services.access.responses`: :func:`sign_stac_assets`, signed asset hrefs in the STAC API's answers
+  for the authorized caller.
 - :mod:`~services.access.hardening`: CORS options, body size limit, security headers, STAC ``limit`` /
-  CQL2 limits, error shield.
+  CQL2 limits, image size limits of the tile service, error shield.
 
 Wiring in ``create_app`` (``add_middleware``: the last added is the outermost)::
 
     access = AccessControl(settings)
+    sign_stac_assets(stac_app)
     app.mount("/stac", MountedApp(StacLimitsMiddleware.from_settings(stac_app, access.settings)), name="stac")
     app.mount("/files", FilesGuard(StaticFiles(directory=settings.root, check_dir=False)), name="files")
     app.include_router(auth_router(), prefix="/auth")
@@ -26,8 +29,8 @@ Wiring in ``create_app`` (``add_middleware``: the last added is the outermost)::
     app.add_middleware(ProxyHeaderMiddleware)
 
 Routes of collection data add ``Depends(require_collection_access)``; transactions ``Depends(require_admin)``;
-responses with asset hrefs call :func:`sign_response_assets`, tile URL templates
-:func:`signed_collection_query`.
+responses with asset hrefs call :func:`sign_response_assets` (the STAC API's, through :func:`sign_stac_assets`),
+tile URL templates :func:`signed_collection_query`.
 """
 
 from services.access.control import (
@@ -47,6 +50,7 @@ from services.access.control import (
 from services.access.hardening import (
     BodySizeLimitMiddleware,
     ErrorShieldMiddleware,
+    ImageSizeLimitMiddleware,
     SecurityHeadersMiddleware,
     StacLimitsMiddleware,
     add_cors,
@@ -54,6 +58,7 @@ from services.access.hardening import (
 )
 from services.access.policy import AccessRule, Decision, Principal, ShareType, decide, rule_from_collection
 from services.access.principals import Authenticator, hash_api_key
+from services.access.responses import SignedAssetsMiddleware, sign_stac_assets
 from services.access.settings import AccessSettings, ApiKey
 from services.access.signing import UrlSigner
 
@@ -68,9 +73,11 @@ __all__ = [
     "Decision",
     "ErrorShieldMiddleware",
     "FilesGuard",
+    "ImageSizeLimitMiddleware",
     "Principal",
     "SecurityHeadersMiddleware",
     "ShareType",
+    "SignedAssetsMiddleware",
     "StacLimitsMiddleware",
     "UrlSigner",
     "add_cors",
@@ -86,5 +93,6 @@ __all__ = [
     "require_principal",
     "rule_from_collection",
     "sign_response_assets",
+    "sign_stac_assets",
     "signed_collection_query",
 ]

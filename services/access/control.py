@@ -107,7 +107,7 @@ class AccessControl:
 
     def __init__(self, settings: Settings, clock: Callable[[], datetime] | None = None) -> None:
         self.settings: AccessSettings = access_settings(settings)
-        self.rules = CollectionRules(self.settings.root)
+        self.rules = CollectionRules(self.settings.publication_root())
         self.authenticator = Authenticator(self.settings)
         key = self.settings.signing_key
         if key is None:

@@ -12,6 +12,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -334,6 +335,50 @@ def _is_json(scope: Scope) -> bool:
     return content_type in ("application/json", "application/geo+json", "application/query-cql-json") or (
         not content_type
     )
+
+
+# Image sizes
+
+
+class ImageSizeLimitMiddleware:
+    """400 for raster requests asking for an image side outside ``1..max_pixels`` pixels.
+
+    titiler leaves the sizes it renders unbounded (``width`` / ``height`` / ``tilesize`` / ``max_size``
+    queries, ``/preview/{width}x{height}``, ``/bbox/.../{width}x{height}``, ``/feature/{width}x{height}``):
+    a negative one fails with a 500, a huge one allocates until the process is killed. Values that are not
+    integers are left to the app (422).
+    """
+
+    QUERY = frozenset({"width", "height", "tilesize", "max_size"})
+    SIZE_SEGMENT = re.compile(r"^(-?\d+)x(-?\d+)(?:\.\w+)?$")
+
+    def __init__(self, app: ASGIApp, max_pixels: int = 4096) -> None:
+        self.app = app
+        self.max_pixels = max_pixels
+
+    def refused(self, scope: Scope) -> str | None:
+        """Why the request asks for too large (or empty) an image, ``None`` when it does not."""
+        sizes = [
+            (key, value)
+            for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"))
+            if key in self.QUERY and value.strip().lstrip("-").isdigit()
+        ]
+        segments = scope.get("path", "").split("/")
+        for previous, segment in pairwise(segments):
+            match = self.SIZE_SEGMENT.match(segment)
+            if match and (previous in ("preview", "feature") or previous.count(",") == 3):
+                sizes += [("width", match[1]), ("height", match[2])]
+        for key, value in sizes:
+            if not 0 < int(value) <= self.max_pixels:
+                return f"{key} must be between 1 and {self.max_pixels} pixels"
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        reason = self.refused(scope) if scope["type"] == "http" else None
+        if reason is not None:
+            await send_json(send, 400, {"code": "BadRequest", "description": reason})
+            return
+        await self.app(scope, receive, send)
 
 
 # Error shield

@@ -1,7 +1,8 @@
 """Access rules of the published collections, read from ``<root>/<collection>/collection.json``.
 
 Rules are cached per :class:`CollectionRules` instance (one per app) and re-read when a
-``collection.json`` changes (modification time or size), so a republished record takes effect at once.
+``collection.json`` changes (modification time or size; an object's ETag), so a republished record takes
+effect at once (within ``NCDC_STAC_S3_METADATA_TTL`` for object storage).
 :func:`classify` tells a published file's kind from its path: metadata (public) or data (restricted by
 the collection's rule).
 """
@@ -12,10 +13,11 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import Literal
 
+from ncdc_stac.storage import Root, open_root
 from services.access.policy import AccessRule, rule_from_collection
 
 log = logging.getLogger("ncdc_stac.access")
@@ -65,27 +67,25 @@ def classify(parts: Sequence[str], rule: AccessRule | None = None) -> FileKind:
 class CollectionRules:
     """``collection id -> AccessRule`` from a publication root, cached until the file changes."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: Root | Path) -> None:
+        self.root = open_root(root)
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[tuple[int, int], AccessRule]] = {}
+        self._cache: dict[str, tuple[Hashable, AccessRule]] = {}
 
     def get(self, collection_id: str) -> AccessRule | None:
         """The rule of a collection, ``None`` when it is not published (or its document is unreadable)."""
         if not valid_collection_id(collection_id):
             return None
-        path = self.root / collection_id / COLLECTION_FILE
-        try:
-            stat = path.stat()
-        except OSError:
+        key = f"{collection_id}/{COLLECTION_FILE}"
+        stamp = self.root.stamp(key)
+        if stamp is None:
             return None
-        stamp = (stat.st_mtime_ns, stat.st_size)
         with self._lock:
             cached = self._cache.get(collection_id)
         if cached is not None and cached[0] == stamp:
             return cached[1]
         try:
-            document = json.loads(path.read_bytes())
+            document = json.loads(self.root.read(key))
             if not isinstance(document, dict):
                 raise ValueError("not a JSON object")
         except (OSError, ValueError) as error:
@@ -98,5 +98,5 @@ class CollectionRules:
 
     def all(self) -> list[AccessRule]:
         """Rules of every published collection."""
-        rules = (self.get(path.parent.name) for path in sorted(self.root.glob(f"*/{COLLECTION_FILE}")))
+        rules = (self.get(folder) for folder in self.root.collection_folders())
         return [rule for rule in rules if rule is not None]

@@ -24,6 +24,7 @@ from stac_geoparquet.arrow import stac_table_to_items
 from services.api.cql2_sql import FilterError, parse_filter
 from services.api.search import Page, Search, SearchError, SearchParams, parse_bbox, parse_sortby
 from services.api.store import CollectionEntry, DuckDBStore
+from services.api.tile_links import add_web_map_links, raster_base_url
 from services.api.urls import FILES_PATH as _FILES
 from services.api.urls import absolute_assets, api_base_url, file_href, service_base_url
 
@@ -127,6 +128,7 @@ class DuckDBClient(BaseCoreClient):
         document["links"] = links
         if isinstance(document.get("assets"), dict):
             absolute_assets(document["assets"], files, entry.folder)
+        add_web_map_links(document, raster_base_url(request))
         return cast(dict[str, Any], _clean(document))
 
     def _item(self, item: dict[str, Any], request: Request, own: frozenset[str] | None) -> dict[str, Any]:
@@ -161,9 +163,13 @@ class DuckDBClient(BaseCoreClient):
         if page.table.num_rows == 0:
             return []
         features = []
+        collections, raster = store_of(request).collections, raster_base_url(request)
         for item in stac_table_to_items(page.table):
             own = page.columns.get(str(item.get("collection")))
-            features.append(filter_fields(self._item(item, request, own), set(include), set(exclude)))
+            feature = filter_fields(self._item(item, request, own), set(include), set(exclude))
+            entry = collections.get(str(item.get("collection")))
+            add_web_map_links(feature, raster, entry.document.get("renders") if entry else None)
+            features.append(feature)
         return features
 
     # -- search ---------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -83,6 +83,8 @@ from services.api.backends import SORT_V1_0
 from services.api.cql2_sql import FilterError, column_name, parse_filter
 from services.api.search import SearchError, parse_bbox
 from services.api.store import I18N_FIELD, search_text
+from services.api.tile_links import add_web_map_links, raster_base_url
+from services.api.transactions import admin_only
 from services.api.urls import FILES_PATH, absolute_assets, api_base_url, file_href, service_base_url
 
 if TYPE_CHECKING:
@@ -512,6 +514,15 @@ async def collections_with_items(request: Request, ids: Sequence[str]) -> set[st
         return {row[0] for row in await conn.fetch(sql, list(ids))}
 
 
+async def collection_renders(request: Request, ids: Collection[str]) -> dict[str, Any]:
+    """Collection id -> its ``renders`` (render extension), for the web map links of its items."""
+    if not ids:
+        return {}
+    sql = "SELECT id, content->'renders' FROM collections WHERE id = ANY($1::text[])"
+    async with request.app.state.get_connection(request, "r") as conn:
+        return {row[0]: row[1] for row in await conn.fetch(sql, list(ids))}
+
+
 def text_matches(text: str, terms: Sequence[str]) -> bool:
     """Free text as the DuckDB backend matches it: any term; a term when each of its words is a substring."""
     return any(words and all(word in text for word in words) for words in (t.casefold().split() for t in terms))
@@ -624,8 +635,12 @@ class NcdcCoreCrudClient(CoreCrudClient):
         sign_paging_links(item_collection.get("links", []), signature)
         rewriter = request_rewriter(request)
         keep_datetime = _keeps_datetime(fields)
-        for feature in item_collection.get("features", []):
+        features = item_collection.get("features", [])
+        renders = await collection_renders(request, {str(f.get("collection")) for f in features})
+        raster = raster_base_url(request)
+        for feature in features:
             rewriter.stac_object(feature)
+            add_web_map_links(feature, raster, renders.get(str(feature.get("collection"))))
             if keep_datetime and isinstance(feature.get("properties"), dict):
                 feature["properties"].setdefault("datetime", None)  # pgstac leaves out a null datetime
         return item_collection
@@ -661,6 +676,7 @@ class NcdcCoreCrudClient(CoreCrudClient):
                 collection["links"] = [
                     link for link in collection["links"] if link.get("rel") not in ("items", QUERYABLES_REL)
                 ]
+            add_web_map_links(collection, raster_base_url(request))
 
     async def get_collection(self, collection_id: str, request: Request, **kwargs: Any) -> Any:
         """One collection."""
@@ -800,6 +816,7 @@ class PgstacParts:
             collection_search_extensions=self.collection_search_extensions,
             search_post_base=PgstacSearch,
             lifespan=self.lifespan,
+            extra_extensions=self.other_extensions,  # transactions (admins only), when enabled
         )
 
     def stac_api(self, app: FastAPI | None = None, router: APIRouter | None = None) -> StacApi:
@@ -890,7 +907,7 @@ def pgstac_parts(settings: Settings) -> PgstacParts:
             if api.enabled_extensions is None or "collection_search" in api.enabled_extensions
             else []
         ),
-        other_extensions=[*extensions.transaction, *extensions.catalog, *extensions.extra],
+        other_extensions=admin_only([*extensions.transaction, *extensions.catalog, *extensions.extra]),
         write_pool=bool(extensions.transaction),
     )
 

@@ -2,7 +2,9 @@
 
 One in-process DuckDB database per application, with the spatial extension loaded from the
 ``duckdb_extension_spatial`` wheel (nothing is downloaded). Each collection with an
-``items.parquet`` gets a view; requests use their own cursor (:meth:`DuckDBStore.cursor`).
+``items.parquet`` gets a view; requests use their own cursor (:meth:`DuckDBStore.cursor`). Over an
+``s3://`` root (:mod:`ncdc_stac.storage`) the views read the files with the httpfs extension (from the
+``duckdb_extension_httpfs`` wheel) and a secret holding the root's endpoint and credentials.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import duckdb
 
+from ncdc_stac.storage import Root, open_root
 from services.api.cql2_sql import quote_ident
 
 log = logging.getLogger(__name__)
@@ -27,18 +30,24 @@ ZH = "zh-Hans"
 I18N_FIELD = "ncdc:i18n"
 
 
-def spatial_extension_path() -> Path:
-    """The spatial extension shipped in the ``duckdb-extension-spatial`` wheel for this DuckDB."""
-    import duckdb_extension_spatial
+def extension_path(name: str) -> Path:
+    """The DuckDB extension ``name`` shipped in the ``duckdb-extension-<name>`` wheel for this DuckDB."""
+    from importlib import import_module
 
-    package = Path(duckdb_extension_spatial.__file__).parent / "extensions"
-    path = package / f"v{duckdb.__version__}" / "spatial.duckdb_extension"
+    module = import_module(f"duckdb_extension_{name}")
+    package = Path(module.__file__ or "").parent / "extensions"
+    path = package / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
     if not path.is_file():
-        found = sorted(package.glob("*/spatial.duckdb_extension"))
+        found = sorted(package.glob(f"*/{name}.duckdb_extension"))
         if not found:
-            raise FileNotFoundError(f"no spatial.duckdb_extension under {package}")
+            raise FileNotFoundError(f"no {name}.duckdb_extension under {package}")
         path = found[-1]
     return path
+
+
+def spatial_extension_path() -> Path:
+    """The spatial extension shipped in the ``duckdb-extension-spatial`` wheel for this DuckDB."""
+    return extension_path("spatial")
 
 
 def _text(value: Any) -> list[str]:
@@ -112,14 +121,14 @@ class CollectionEntry:
 class DuckDBStore:
     """The DuckDB connection and the collections of one publication root."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
+    def __init__(self, root: Root | Path | str) -> None:
+        self.root = open_root(root)
         self.collections: Mapping[str, CollectionEntry] = MappingProxyType({})
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, root: Path) -> DuckDBStore:
+    def open(cls, root: Root | Path | str) -> DuckDBStore:
         """Connect an in-memory database, load spatial and read the publication."""
         store = cls(root)
         store.connect()
@@ -140,6 +149,10 @@ class DuckDBStore:
                     "SET GLOBAL autoload_known_extensions = false",
                 ):
                     connection.execute(setting)
+                secret = self.root.duckdb_secret()
+                if secret is not None:
+                    connection.execute(f"LOAD '{extension_path('httpfs').as_posix()}'")
+                    connection.execute(secret)
             except Exception:
                 connection.close()
                 raise
@@ -170,36 +183,35 @@ class DuckDBStore:
         with self._lock:
             entries: dict[str, CollectionEntry] = {}
             cursor = self.cursor()
-            for path in sorted(self.root.glob("*/collection.json")):
+            for folder in self.root.collection_folders():
                 try:
-                    entry = self._load(cursor, path, f"items/{path.parent.name}")
+                    entry = self._load(cursor, folder, f"items/{folder}")
                 except (OSError, ValueError, duckdb.Error) as err:
-                    log.error("skipping %s: %s", path, err)
+                    log.error("skipping %s/collection.json: %s", folder, err)
                     continue
                 if entry.id in entries:
-                    log.error("skipping %s: duplicate collection id %r", path, entry.id)
+                    log.error("skipping %s/collection.json: duplicate collection id %r", folder, entry.id)
                     continue
                 entries[entry.id] = entry
             self.collections = MappingProxyType(entries)
             log.info("publication %s: %d collections", self.root, len(entries))
 
-    @staticmethod
-    def _load(cursor: duckdb.DuckDBPyConnection, path: Path, view_name: str) -> CollectionEntry:
-        document = json.loads(path.read_text(encoding="utf-8"))
+    def _load(self, cursor: duckdb.DuckDBPyConnection, folder: str, view_name: str) -> CollectionEntry:
+        document = json.loads(self.root.read(f"{folder}/collection.json").decode("utf-8"))
         if not isinstance(document, dict) or not isinstance(document.get("id"), str):
             raise ValueError("not a STAC Collection (no id)")
-        parquet = path.parent / "items.parquet"
+        parquet = f"{folder}/items.parquet"
         view, columns, count = None, {}, 0
-        if parquet.is_file():
+        if self.root.is_file(parquet):
             view = quote_ident(view_name)
-            literal = "'" + parquet.as_posix().replace("'", "''") + "'"
+            literal = "'" + self.root.duckdb_path(parquet).replace("'", "''") + "'"
             cursor.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({literal})")
             columns = {str(row[0]): str(row[1]) for row in cursor.execute(f"DESCRIBE {view}").fetchall()}
             row = cursor.execute(f"SELECT count(*) FROM {view}").fetchone()
             count = int(row[0]) if row else 0
         return CollectionEntry(
             id=document["id"],
-            folder=path.parent.name,
+            folder=folder,
             document=document,
             view=view,
             columns=MappingProxyType(columns),

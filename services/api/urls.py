@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 SERVICE_ROOT = "ncdc_stac.service_root_path"
@@ -66,6 +67,14 @@ class MountedApp:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        """The sub-app's routes, seen through the middlewares wrapping it (``Mount.routes``: route templates)."""
+        app: Any = self.app
+        while not hasattr(app, "routes") and hasattr(app, "app"):
+            app = app.app
+        return list(getattr(app, "routes", []))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):

@@ -17,7 +17,7 @@ URL layout (relative to the mount point)::
 """
 
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from types import MappingProxyType
 from typing import Annotated, Any
 
@@ -44,6 +44,7 @@ from services.raster.mosaic import (
     mosaic_render_source,
     step_layers,
 )
+from services.raster.pgstac_index import PgstacItemIndex
 from services.raster.publication import Publication, PublishedItem
 from services.raster.reader import PublishedItemReader, gdal_env
 from services.raster.renders import (
@@ -69,8 +70,19 @@ COLLECTION_PREFIX = "/collections/{collection_id}"
 SUPPORTED_TMS = TileMatrixSets({name: default_tms.get(name) for name in ("WebMercatorQuad", "WorldCRS84Quad")})
 TILE_ROUTES = [{"path": "/tiles/{tileMatrixSetId}/{z}/{x}/{y}.{format}", "method": "GET"}]
 """Matches both tile routes (``{y}`` also matches ``{y}.{format}``)."""
-INDEXES: Mapping[str, Callable[[DuckDBStore], ItemIndex]] = MappingProxyType({"duckdb": DuckDBItemIndex})
-"""Item index per ``Settings.backend``: the seam where pgstac (titiler-pgstac's backend) plugs in."""
+
+
+def pgstac_index(settings: Settings, store: DuckDBStore) -> ItemIndex:
+    """The items pgstac's ``search()`` finds (as titiler-pgstac's mosaic backend asks them)."""
+    if settings.dsn is None:
+        raise ValueError("NCDC_STAC_DSN is required by the pgstac backend")
+    return PgstacItemIndex(settings.dsn.get_secret_value())
+
+
+INDEXES: Mapping[str, Callable[[Settings, DuckDBStore], ItemIndex]] = MappingProxyType(
+    {"duckdb": lambda settings, store: DuckDBItemIndex(store), "pgstac": pgstac_index}
+)
+"""Item index of mosaics, time series and time steps per ``Settings.backend``."""
 
 
 def item_dependency(publication: Publication, forward: Collection[str] = ()) -> Callable[..., PublishedItem]:
@@ -195,22 +207,18 @@ def create_raster_app(
     ``forward_parameters``: request parameters repeated in the layer and tile URLs the service makes (WMTS
     layers, render and time-step links, vector TileJSON), e.g. ``services.access.signing.SIGNED_PARAMETERS``.
     """
-    if settings.backend not in INDEXES:
-        raise NotImplementedError(
-            f"raster services for backend {settings.backend!r} are not built yet: wire titiler-pgstac's "
-            "PGSTACBackend (collection mosaics) and an ItemIndex over pgstac in services.raster.app.INDEXES"
-        )
     owned = store is None
-    store = store if store is not None else DuckDBStore.open(settings.root)
-    publication = Publication(settings.root)
-    index = INDEXES[settings.backend](store)
+    store = store if store is not None else DuckDBStore.open(settings.publication_root())
+    publication = Publication(store.root)
+    index = INDEXES[settings.backend](settings, store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if owned:
             store.connect()  # again, after a previous run of the app closed it
         try:
-            yield
+            with index if isinstance(index, AbstractContextManager) else nullcontext():
+                yield
         finally:
             if owned:
                 store.close()

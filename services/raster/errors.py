@@ -27,6 +27,7 @@ from rio_tiler.models import ImageData
 from titiler.core.errors import DEFAULT_STATUS_CODES
 from titiler.core.utils import render_image
 
+from services.raster.index import IndexUnavailableError
 from services.raster.publication import NotFoundError
 from services.raster.reader import UnsafeSourceError
 
@@ -44,6 +45,7 @@ STATUS_CODES: Mapping[type[Exception], int] = MappingProxyType(
         EmptyMosaicError: 204,
         EmptyTileError: 204,
         NotFoundError: 404,
+        IndexUnavailableError: 503,
         UnsafeSourceError: 403,
         InvalidColorMapName: 400,
         AssetAsBandError: 400,

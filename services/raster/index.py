@@ -1,15 +1,15 @@
 """Which items of a collection a mosaic, a time series or a time-step list needs: the search seam.
 
 :class:`ItemIndex` is what the raster services ask; :class:`DuckDBItemIndex` answers from the DuckDB
-views over ``<root>/<collection>/items.parquet`` (the embedded backend). A pgstac index (or titiler-pgstac's
-own mosaic backend) plugs in here for ``NCDC_STAC_BACKEND=pgstac``.
+views over ``<root>/<collection>/items.parquet`` (the embedded backend), and
+:class:`services.raster.pgstac_index.PgstacItemIndex` from pgstac's ``search()`` (``NCDC_STAC_BACKEND=pgstac``).
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -33,6 +33,15 @@ class IndexedItem:
     start: datetime | None
     end: datetime | None
     bbox: BBox
+
+    def intersects(self, bbox: BBox) -> bool:
+        return (
+            self.bbox[0] <= bbox[2] and self.bbox[2] >= bbox[0] and self.bbox[1] <= bbox[3] and self.bbox[3] >= bbox[1]
+        )
+
+
+class IndexUnavailableError(RuntimeError):
+    """The index cannot be asked now (its database is down): 503."""
 
 
 class ItemIndex(Protocol):
@@ -71,12 +80,17 @@ def _utc(epoch_ms: Any) -> datetime | None:
     return datetime.fromtimestamp(epoch_ms / 1000, UTC) if epoch_ms is not None else None
 
 
-def _intersects(a: BBox, b: BBox) -> bool:
-    return a[0] <= b[2] and a[2] >= b[0] and a[1] <= b[3] and a[3] >= b[1]
-
-
-def _newest_first(item: IndexedItem) -> tuple[float, str]:
+def newest_first_key(item: IndexedItem) -> tuple[float, str]:
+    """Sort key: newest start first, items without a time last, then by id."""
     return (-item.start.timestamp() if item.start else math.inf), item.id
+
+
+def union_bbox(boxes: Iterable[BBox]) -> BBox | None:
+    """The bbox of all ``boxes`` (``None`` for none)."""
+    listed = list(boxes)
+    if not listed:
+        return None
+    return min(b[0] for b in listed), min(b[1] for b in listed), max(b[2] for b in listed), max(b[3] for b in listed)
 
 
 class DuckDBItemIndex:
@@ -88,7 +102,7 @@ class DuckDBItemIndex:
 
     def __init__(self, store: DuckDBStore) -> None:
         self.store = store
-        self._cache: LRUCache[tuple[Any, ...], tuple[int, Any]] = LRUCache(maxsize=1024)
+        self._cache: LRUCache[tuple[Any, ...], tuple[Hashable | None, Any]] = LRUCache(maxsize=1024)
         self._lock = threading.Lock()
 
     def _entry(self, collection_id: str, assets: Sequence[str] = ()) -> CollectionEntry:
@@ -103,10 +117,7 @@ class DuckDBItemIndex:
 
     def cached(self, collection_id: str, key: tuple[Any, ...], compute: Callable[[], T]) -> T:
         entry = self._entry(collection_id)
-        try:
-            stamp = (self.store.root / entry.folder / "items.parquet").stat().st_mtime_ns
-        except OSError:
-            stamp = -1
+        stamp = self.store.root.stamp(f"{entry.folder}/items.parquet")
         full_key = (collection_id, *key)
         with self._lock:
             hit = self._cache.get(full_key)
@@ -168,9 +179,9 @@ class DuckDBItemIndex:
     ) -> list[IndexedItem]:
         found = self._matching(collection_id, assets, period)
         if bbox is not None:
-            found = [item for item in found if _intersects(item.bbox, bbox)]
+            found = [item for item in found if item.intersects(bbox)]
         if newest_first:
-            found = sorted(found, key=_newest_first)
+            found = sorted(found, key=newest_first_key)
         return found[:limit] if limit is not None else list(found)
 
     def periods(self, collection_id: str, assets: Sequence[str]) -> list[tuple[datetime, datetime]]:
@@ -178,10 +189,7 @@ class DuckDBItemIndex:
         return sorted({(item.start, item.end) for item in found if item.start is not None and item.end is not None})
 
     def extent(self, collection_id: str, assets: Sequence[str], period: Period | None = None) -> BBox | None:
-        boxes = [item.bbox for item in self._matching(collection_id, assets, period)]
-        if not boxes:
-            return None
-        return min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)
+        return union_bbox(item.bbox for item in self._matching(collection_id, assets, period))
 
     def asset_counts(self, collection_id: str, assets: Sequence[str]) -> dict[str, int]:
         entry = self._entry(collection_id, assets)

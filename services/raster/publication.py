@@ -2,8 +2,10 @@
 
 Only files the publisher wrote are reachable. Ids must look like ids (no separator, no leading dot);
 an asset's href is resolved against its item's folder and must stay inside the root, be a regular file
-with the suffix its media type calls for. Absolute hrefs, URLs, ``/vsi...`` paths and symlinks leading
-out of the root are dropped, so they can never reach GDAL or DuckDB. Nothing here opens a dataset.
+(object) with the suffix its media type calls for. Absolute hrefs, URLs, ``/vsi...`` paths and symlinks
+leading out of the root are dropped, so they can never reach GDAL or DuckDB. Nothing here opens a
+dataset. The root is a folder or an ``s3://`` prefix (:mod:`ncdc_stac.storage`); the checked files are
+:class:`~ncdc_stac.storage.StoredFile` values naming each file for GDAL and DuckDB.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -24,6 +26,7 @@ from cachetools import LRUCache
 from pydantic import BaseModel, ConfigDict, Field
 
 from catalog.items import FLATGEOBUF, GEOPARQUET
+from ncdc_stac.storage import Root, StoredFile, normalized_key, open_root
 
 COG = str(pystac.MediaType.COG)
 SUFFIXES: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -95,7 +98,7 @@ class PublishedItem(BaseModel):
     start: datetime | None
     end: datetime | None
     stac: pystac.Item = Field(exclude=True)
-    files: Mapping[str, Path] = Field(exclude=True)
+    files: Mapping[str, StoredFile] = Field(exclude=True)
     """Asset key -> file inside the root, for COG, GeoParquet and FlatGeobuf assets that passed the checks."""
     info: CollectionInfo = Field(exclude=True)
     forward: tuple[tuple[str, str], ...] = Field(default=(), exclude=True)
@@ -104,12 +107,12 @@ class PublishedItem(BaseModel):
     def __str__(self) -> str:
         return f"{self.collection}/{self.id}"
 
-    def files_of(self, media_type: str) -> dict[str, Path]:
+    def files_of(self, media_type: str) -> dict[str, StoredFile]:
         """The checked files of the assets of ``media_type``."""
         return {key: path for key, path in self.files.items() if self.stac.assets[key].media_type == media_type}
 
     @property
-    def cogs(self) -> dict[str, Path]:
+    def cogs(self) -> dict[str, StoredFile]:
         return self.files_of(COG)
 
     def bands(self, asset: str) -> list[dict[str, Any]]:
@@ -121,22 +124,24 @@ class PublishedItem(BaseModel):
 class Publication:
     """The publication root, read on demand (JSON documents cached until their file changes)."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
-        self._cache: LRUCache[str, tuple[tuple[int, ...], Any]] = LRUCache(maxsize=4096)
+    def __init__(self, root: Root | Path | str) -> None:
+        self.root = open_root(root)
+        self._cache: LRUCache[str, tuple[tuple[Hashable, ...], Any]] = LRUCache(maxsize=4096)
         self._lock = threading.Lock()
 
     def collection(self, collection_id: str) -> CollectionInfo:
         """The collection ``collection_id`` or :class:`NotFoundError`."""
-        path = self.root / checked_id(collection_id, "collection") / "collection.json"
-        return self._cached(path, (), lambda document: self._collection(collection_id, document))
+        key = f"{checked_id(collection_id, 'collection')}/collection.json"
+        return self._cached(key, (), lambda document: self._collection(collection_id, document))
 
     def item(self, collection_id: str, item_id: str) -> PublishedItem:
         """The item ``item_id`` of ``collection_id`` or :class:`NotFoundError`."""
         info = self.collection(collection_id)
-        path = self.root / collection_id / checked_id(item_id, "item") / f"{item_id}.json"
-        depends = (self.root / collection_id / "collection.json",)
-        return self._cached(path, depends, lambda document: self._item(info, item_id, path.parent, document))
+        folder = f"{collection_id}/{checked_id(item_id, 'item')}"
+        depends = (f"{collection_id}/collection.json",)
+        return self._cached(
+            f"{folder}/{item_id}.json", depends, lambda document: self._item(info, item_id, folder, document)
+        )
 
     def items(self, collection_id: str, item_ids: Iterable[str]) -> list[PublishedItem]:
         """The items of ``collection_id`` among ``item_ids`` whose files exist (an index may be ahead of them)."""
@@ -148,20 +153,18 @@ class Publication:
                 continue
         return found
 
-    def _cached(self, path: Path, depends: tuple[Path, ...], build: Callable[[Any], T]) -> T:
-        try:
-            stamp = tuple(n for p in (path, *depends) for n in (p.stat().st_mtime_ns, p.stat().st_size))
-        except OSError:
-            raise NotFoundError(f"no {path.relative_to(self.root).as_posix()}") from None
-        key = str(path)
+    def _cached(self, key: str, depends: tuple[str, ...], build: Callable[[Any], T]) -> T:
+        stamp = tuple(self.root.stamp(k) for k in (key, *depends))
+        if None in stamp:
+            raise NotFoundError(f"no {key}")
         with self._lock:
             hit = self._cache.get(key)
         if hit is not None and hit[0] == stamp:
             return hit[1]
         try:
-            document = json.loads(path.read_bytes())
+            document = json.loads(self.root.read(key))
         except (OSError, ValueError) as err:
-            raise NotFoundError(f"unreadable {path.relative_to(self.root).as_posix()}: {err}") from None
+            raise NotFoundError(f"unreadable {key}: {err}") from None
         value = build(document)
         with self._lock:
             self._cache[key] = (stamp, value)
@@ -173,7 +176,7 @@ class Publication:
             raise NotFoundError(f"no collection {collection_id!r}")
         return CollectionInfo(collection_id, MappingProxyType(document))
 
-    def _item(self, info: CollectionInfo, item_id: str, folder: Path, document: Any) -> PublishedItem:
+    def _item(self, info: CollectionInfo, item_id: str, folder: str, document: Any) -> PublishedItem:
         if not isinstance(document, dict) or document.get("id") != item_id or document.get("collection") != info.id:
             raise NotFoundError(f"no item {item_id!r} in {info.id!r}")
         stac = pystac.Item.from_dict(document, preserve_dict=True, migrate=False)
@@ -192,13 +195,13 @@ class Publication:
             info=info,
         )
 
-    def asset_file(self, folder: Path, asset: pystac.Asset) -> Path | None:
-        """The file of ``asset`` (href relative to ``folder``) if it is a published data file, else ``None``."""
+    def asset_file(self, folder: str, asset: pystac.Asset) -> StoredFile | None:
+        """The file of ``asset`` (href relative to the ``folder`` key) if it is a published data file, else ``None``."""
         suffixes = SUFFIXES.get(asset.media_type or "")
         href = asset.href or ""
         if not suffixes or not href or urlsplit(href).scheme or href.startswith(("/", "\\")) or "\\" in href:
             return None
-        path = (folder / href).resolve()
-        if not path.is_relative_to(self.root) or path.suffix.lower() not in suffixes or not path.is_file():
+        key = normalized_key(folder, href)
+        if key is None or PurePosixPath(key).suffix.lower() not in suffixes or not self.root.is_file(key):
             return None
-        return path
+        return StoredFile(key, self.root)

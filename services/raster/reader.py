@@ -1,5 +1,9 @@
 """Readers of published items: rio-tiler's STACReader over checked COG files, opened by GDAL's GTiff driver only.
 
+A COG in object storage is opened as ``/vsis3/...`` of the publication root only, inside a
+``rasterio.Env`` holding the root's endpoint and credentials (never from the process environment or the
+STAC document).
+
 ``GDAL_SKIP=VRT`` is deliberately not part of the environment: GDAL applies it when drivers are first
 registered, process-wide, so per request it either does nothing or removes the VRT driver for good, and
 rasterio's ``calculate_default_transform`` (used by every reprojected tile) then fails. VRT (and any other
@@ -16,11 +20,13 @@ from urllib.parse import urlsplit
 
 import attr
 import rasterio
+from rasterio.session import Session
 from rio_tiler.io import BaseReader, Reader, STACReader
 from rio_tiler.models import ImageData, Info, PointData
 from rio_tiler.types import AssetInfo, AssetType
 from rio_tiler.utils import cast_to_sequence
 
+from ncdc_stac.storage import Root, StoredFile
 from services.raster.publication import COG, SUFFIXES, PublishedItem
 
 COG_SUFFIXES = SUFFIXES[COG]
@@ -50,10 +56,16 @@ class UnsafeSourceError(ValueError):
     """A dataset the tiler must not open (not a local published GeoTIFF): 403."""
 
 
-def checked_cog(source: Any) -> str:
-    """``source`` if it is a local ``.tif`` file (no URL, no ``/vsi``) that starts like a TIFF, else 403."""
+def checked_cog(source: Any, storage: Root | None = None) -> str:
+    """``source`` if it is a local ``.tif`` file (no URL, no ``/vsi``) that starts like a TIFF, or a ``.tif``
+    object of the ``storage`` root in object storage, else 403."""
     text = str(source) if source is not None else ""
     path = PurePosixPath(text)
+    if storage is not None and storage.local is None:
+        inside = text.startswith(storage.gdal_path("")) and ".." not in path.parts
+        if not inside or path.suffix.lower() not in COG_SUFFIXES:
+            raise UnsafeSourceError(f"refusing to open {text[:80]!r}")
+        return text
     if (
         not path.is_absolute()
         or urlsplit(text).scheme
@@ -72,14 +84,52 @@ def checked_cog(source: Any) -> str:
     return text
 
 
+class StaticCredentials(Session):
+    """A rasterio session holding GDAL's ``AWS_*`` credential options as given (rasterio's ``AWSSession`` needs
+    boto3, and ``rasterio.Env`` refuses credentials passed as plain options)."""
+
+    def __init__(self, options: Mapping[str, str]) -> None:
+        self._options = dict(options)
+
+    @classmethod
+    def hascreds(cls, config: Mapping[str, Any]) -> bool:
+        return "AWS_ACCESS_KEY_ID" in config and "AWS_SECRET_ACCESS_KEY" in config
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        return dict(self._options)
+
+    def get_credential_options(self) -> dict[str, str]:
+        return dict(self._options)
+
+
+def storage_env(storage: Root) -> rasterio.Env:
+    """The ``rasterio.Env`` of a root in object storage: endpoint options, credentials in a session."""
+    session = StaticCredentials(storage.gdal_credentials) if storage.gdal_credentials else None
+    return rasterio.Env(session=session, **storage.gdal_options)
+
+
 @attr.s
 class PublishedCOGReader(Reader):
-    """rio-tiler's Reader for a checked local COG, which GDAL may only open as a GeoTIFF."""
+    """rio-tiler's Reader for a checked COG of the publication, which GDAL may only open as a GeoTIFF.
+
+    ``storage``: the publication root (needed for object storage: its GDAL options apply while the reader is open).
+    """
+
+    storage: Root | None = attr.ib(default=None)
 
     def __attrs_post_init__(self) -> None:
         if self.dataset is None:
-            self.dataset = self._ctx_stack.enter_context(rasterio.open(checked_cog(self.input), driver="GTiff"))
+            source = checked_cog(self.input, self.storage)
+            if self.storage is not None and self.storage.gdal_options:
+                self._ctx_stack.enter_context(storage_env(self.storage))
+            self.dataset = self._ctx_stack.enter_context(rasterio.open(source, driver="GTiff"))
         super().__attrs_post_init__()  # type: ignore[no-untyped-call]
+
+    @classmethod
+    def of(cls, file: StoredFile, **options: Any) -> PublishedCOGReader:
+        """The reader of a checked published file."""
+        return cls(file.gdal, storage=file.storage, **options)
 
 
 def _serial(options: dict[str, Any]) -> dict[str, Any]:
@@ -125,6 +175,8 @@ class PublishedItemReader(STACReader):
 
     def _get_asset_info(self, asset: AssetType) -> AssetInfo:
         info = super()._get_asset_info(asset)
-        info["url"] = str(self.published.cogs[info["name"]])  # never an alternate href
+        file = self.published.cogs[info["name"]]
+        info["url"] = file.gdal  # never an alternate href
+        info["reader_options"] = {"storage": file.storage}
         info.pop("env", None)
         return info

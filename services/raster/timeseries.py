@@ -9,7 +9,6 @@ import csv
 import io
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy
@@ -22,6 +21,7 @@ from rio_tiler.errors import PointOutsideBounds
 from rio_tiler.utils import inherit_rasterio_env
 from starlette.responses import Response
 
+from ncdc_stac.storage import StoredFile
 from services.raster.index import ItemIndex
 from services.raster.mosaic import main_asset
 from services.raster.publication import COG, CollectionInfo, NotFoundError, Publication, PublishedItem
@@ -61,12 +61,12 @@ class TimeSeries(BaseModel):
         return out.getvalue()
 
 
-def read_points(files: Sequence[Path], band: int, lon: float, lat: float) -> list[float | None]:
+def read_points(files: Sequence[StoredFile], band: int, lon: float, lat: float) -> list[float | None]:
     """The value of ``band`` at lon/lat in each COG (``None``: nodata or outside), read in parallel."""
 
-    def read(path: Path) -> float | None:
+    def read(file: StoredFile) -> float | None:
         try:
-            with PublishedCOGReader(str(path)) as cog:
+            with PublishedCOGReader.of(file) as cog:
                 point = cog.point(lon, lat, indexes=band)
         except PointOutsideBounds:
             return None

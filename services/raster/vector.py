@@ -10,7 +10,6 @@ import math
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -22,6 +21,7 @@ from morecantile import tms as default_tms
 from starlette.responses import JSONResponse, Response
 
 from catalog.items import GEOPARQUET
+from ncdc_stac.storage import StoredFile
 from services.api.cql2_sql import quote_ident
 from services.raster.errors import check_tile
 from services.raster.publication import NotFoundError, Publication, PublishedItem
@@ -50,7 +50,7 @@ class PointsAsset:
 
     item: PublishedItem
     key: str
-    path: Path
+    path: StoredFile
     columns: dict[str, str]
     """Column name -> DuckDB type."""
     geometry: str
@@ -90,7 +90,7 @@ def points_asset(
     if key not in files:
         raise NotFoundError(f"no GeoParquet asset {key!r} in item {item_id!r}")
     with cursor() as con:
-        described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(files[key])]).fetchall()
+        described = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [files[key].duckdb]).fetchall()
     columns = {str(row[0]): str(row[1]) for row in described}
     geometry = str(item.stac.properties.get("table:primary_geometry") or "geometry")
     renders = usable_renders(item.info.renders, [key])
@@ -119,7 +119,7 @@ def mvt(cursor: Cursor, points: PointsAsset, z: int, x: int, y: int) -> bytes:
         f"{', ' + attributes if attributes else ''} FROM read_parquet(?) WHERE {where}) t WHERE geom IS NOT NULL"
     )
     with cursor() as con:
-        row = con.execute(sql, [z, x, y, str(points.path), *params]).fetchone()
+        row = con.execute(sql, [z, x, y, points.path.duckdb, *params]).fetchone()
     return bytes(row[0]) if row and row[1] else b""
 
 
@@ -136,7 +136,7 @@ def nearest(cursor: Cursor, points: PointsAsset, lon: float, lat: float, radius_
         f"FROM read_parquet(?) WHERE {where} ORDER BY __d LIMIT 1"
     )
     with cursor() as con:
-        result = con.execute(sql, [lat, lon, str(points.path), *params])
+        result = con.execute(sql, [lat, lon, points.path.duckdb, *params])
         row = result.fetchone()
         names = [d[0] for d in result.description or []]
     if row is None or row[-1] is None or row[-1] > radius_m:

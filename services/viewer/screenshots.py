@@ -169,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [name for name in args.views if name not in VIEWS]
     if unknown:
         parser.error(f"unknown view(s) {', '.join(unknown)}; choose from {', '.join(VIEWS)}")
-    root = (args.root or Settings().root).resolve()
+    root = Path(args.root or Settings().root).resolve()
     if not (root / "catalog.json").is_file():
         print(f"no publication at {root}: run `make publish` first", file=sys.stderr)
         return 2

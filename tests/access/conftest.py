@@ -219,7 +219,7 @@ def build_app(settings: AccessSettings) -> tuple[FastAPI, AccessControl]:
 
     @stac.get("/collections/{collection_id}/items/{item_id}")
     async def item(request: Request, collection_id: str, item_id: str) -> dict[str, Any]:
-        document = json.loads((settings.root / collection_id / item_id / f"{item_id}.json").read_text())
+        document = json.loads((Path(settings.root) / collection_id / item_id / f"{item_id}.json").read_text())
         absolute_assets(document["assets"], f"{service_base_url(request)}{FILES_PATH}", f"{collection_id}/{item_id}")
         await sign_response_assets(request, [document])
         return dict(document)

@@ -12,6 +12,8 @@ from starlette.testclient import TestClient
 from ncdc_stac.settings import Settings
 from services.api.urls import MountedApp
 from services.raster import create_raster_app
+from tests.api.conftest import BACKENDS
+from tests.pgstac_cluster import pgstac_dsn  # noqa: F401  (fixture)
 from tests.publication import Publication
 
 SHORT_NAMES = {
@@ -42,6 +44,20 @@ def raster_app(root: Path) -> FastAPI:
 @pytest.fixture(scope="session")
 def client(raster_app: FastAPI) -> Iterator[TestClient]:
     with TestClient(raster_app) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def indexed_client(root: Path, request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    """The raster app with its item index (mosaics, time series, time steps) on each search backend."""
+    settings = Settings(root=root)
+    if request.param == "pgstac":
+        from publish.ingest import ingest
+
+        dsn = str(request.getfixturevalue("pgstac_dsn"))
+        ingest(root, dsn)
+        settings = Settings(root=root, backend="pgstac", dsn=dsn)  # type: ignore[arg-type]
+    with TestClient(create_raster_app(settings)) as test_client:
         yield test_client
 
 

@@ -12,6 +12,13 @@ from starlette.testclient import TestClient
 
 from tests.raster.helpers import cog, data_tile, decode_npy, source_point, source_tile, valid, valid_lonlat, zxy
 
+
+@pytest.fixture
+def client(indexed_client: TestClient) -> TestClient:
+    """Every test here runs on both item indexes (DuckDB over stac-geoparquet, pgstac's search)."""
+    return indexed_client
+
+
 WMTS = {"w": "http://www.opengis.net/wmts/1.0", "ows": "http://www.opengis.net/ows/1.1"}
 MONTHS = [f"2023-{m:02d}" for m in range(1, 13)]
 

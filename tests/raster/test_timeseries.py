@@ -7,9 +7,16 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pytest
 from starlette.testclient import TestClient
 
 from tests.raster.helpers import cog, nodata_lonlat, source_point, valid_lonlat
+
+
+@pytest.fixture
+def client(indexed_client: TestClient) -> TestClient:
+    """Every test here runs on both item indexes (DuckDB over stac-geoparquet, pgstac's search)."""
+    return indexed_client
 
 
 def test_gangrigab_twelve_months(client: TestClient, root: Path, ids: dict[str, str]) -> None:

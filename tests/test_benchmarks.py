@@ -1,0 +1,78 @@
+"""The benchmark plumbing that needs no server: results file, report, plots, the load mix (no timings)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from benchmarks.load_test import MIX, Request, schedule
+from benchmarks.plots import draw_all
+from benchmarks.results import Point, Results, Row, Target, main, markdown, print_rows, record
+from benchmarks.search import parse_size
+
+ROWS = [
+    Row("publish", "COG 6000x6000", 11.0, "s", "gdal_translate -of COG", 10.0, Target(1.1)),
+    Row("publish", "12 months, 2 workers", 6.0, "s", "1 worker", 10.0, Target(1.8, at_least=True), speed_up=True),
+    Row("search", "1M items, id lookup", 3.0, "ms", "pgstac API", 2.0, Target(1.0)),
+    Row("load", "error rate", 0.0, "%", target=Target(0.0, on="value")),
+    Row("load", "p99 latency", 120.0, "ms"),
+]
+POINTS = [
+    Point("search-scale", "embedded API: id lookup", n, ms) for n, ms in ((10_000, 2.0), (100_000, 2.5), (1e6, 3.0))
+] + [Point("publish-scale", "to_cog", mb, s) for mb, s in ((10, 1.0), (100, 9.0))]
+
+
+def test_ratios_and_targets() -> None:
+    cog, workers, lookup, errors, p99 = ROWS
+    assert cog.ratio == pytest.approx(1.1) and cog.met is True
+    assert workers.ratio == pytest.approx(10 / 6) and workers.met is False  # a speed-up of 1.67x < 1.8x
+    assert lookup.met is False
+    assert errors.ratio is None and errors.met is True
+    assert p99.met is None
+
+
+def test_results_file_round_trip_and_report(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    main(["start", str(path)])
+    record(path, ROWS[:2], POINTS[:1])
+    record(path, ROWS[2:], POINTS[1:], {"Search: 10k": "query  p50\nid     2.0"}, ["search: 1M not measured"])
+    results = Results.load(path)
+    assert results.rows == ROWS and results.points == POINTS
+    assert results.machine["cores"] and results.versions["duckdb"]
+
+    main(["report", str(path), "--markdown", str(tmp_path / "results.md"), "--plots", str(tmp_path)])
+    text = (tmp_path / "results.md").read_text("utf-8")
+    assert "| publish | COG 6000x6000 | 11.0 s | gdal_translate -of COG: 10.0 s | 1.10x | <= 1.1x | yes |" in text
+    missed = text.split("## Targets not met")[1].split("##")[0]
+    assert "12 months, 2 workers" in missed and "1M items, id lookup" in missed and "COG" not in missed
+    assert "search: 1M not measured" in missed
+    assert "![search-scale](search-scale.png)" in text and "id     2.0" in text
+    assert "load average" in text and Results.load(path).machine["load_end"]
+
+
+def test_plots_are_pngs(tmp_path: Path) -> None:
+    drawn = draw_all(POINTS, tmp_path)
+    assert [path.name for path in drawn] == ["search-scale.png", "publish-scale.png"]
+    for path in drawn:
+        with Image.open(path) as image:
+            assert image.format == "PNG" and image.width >= 400
+    assert draw_all([], tmp_path / "none") == []
+
+
+def test_report_without_rows_and_console_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "No figures were recorded." in markdown(Results())
+    print_rows(ROWS, "t")
+    assert "NO" in capsys.readouterr().out
+
+
+def test_load_mix_and_sizes() -> None:
+    pool = {kind: [Request(kind, "c", f"/{kind}/{n}", {}) for n in range(3)] for kind in MIX}
+    plan = schedule(pool, 4000)
+    assert plan == schedule(pool, 4000)  # fixed seed
+    shares = Counter(request.kind for request in plan)
+    for kind, weight in MIX.items():
+        assert shares[kind] / len(plan) == pytest.approx(weight / 100, abs=0.03)
+    assert [parse_size(s) for s in ("10k", "1m", "2_500", "0.5M")] == [10_000, 1_000_000, 2_500, 500_000]
