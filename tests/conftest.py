@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 RECORDS = sorted((REPO / "records").glob("*.json"))
 SCHEMA_KIT = REPO.parent / "shared" / "stac-schemas"
+MORE_SCHEMAS = REPO / "tests" / "schemas"
+"""Schemas the kit lacks (web-map-links), same layout."""
 
 
 def require(condition: bool, reason: str) -> None:
@@ -31,7 +33,7 @@ def require(condition: bool, reason: str) -> None:
 @pytest.fixture(scope="session")
 def stac_validator() -> OfflineValidator:
     require(SCHEMA_KIT.is_dir(), f"STAC schema kit not found at {SCHEMA_KIT}")
-    return OfflineValidator(SCHEMA_KIT)
+    return OfflineValidator(SCHEMA_KIT, MORE_SCHEMAS)
 
 
 @pytest.fixture(scope="session")

@@ -20,18 +20,19 @@ CORE = {
 
 
 class OfflineValidator:
-    """Validates STAC documents against the kit's schemas; refuses any URL not in the kit."""
+    """Validates STAC documents against the schemas of the kits (folders laid out ``<host>/<URL path>``); refuses
+    any URL not in them."""
 
-    def __init__(self, kit: Path) -> None:
-        self.kit = kit
+    def __init__(self, *kits: Path) -> None:
+        self.kits = kits
 
     @cached_property
     def registry(self) -> Registry:
         resources: list[tuple[str, Resource[Any]]] = []
-        for path in self.kit.rglob("*"):
+        for kit, path in ((folder, path) for folder in self.kits for path in folder.rglob("*")):
             if not path.is_file() or path.suffix in (".md", ".txt"):
                 continue
-            relative = path.relative_to(self.kit).as_posix()
+            relative = path.relative_to(kit).as_posix()
             scheme = "http" if relative.startswith("json-schema.org") else "https"
             contents = json.loads(path.read_text(encoding="utf-8"))
             resource = Resource.from_contents(contents, default_specification=_draft7())

@@ -1,16 +1,14 @@
 """Web map links (xyz, tilejson, wmts) of items and collections, on both backends, followed through the service.
 
 The published samples (real COGs and GeoParquet) are served by the whole service (``services.app.create_app``):
-every link is validated against the web-map-links v1.2.0 schema (``tests/api/schemas``, missing from the kit)
+every link is validated against the web-map-links v1.2.0 schema (``tests/schemas``, missing from the kit)
 and followed through the same ASGI app, which must answer with a decodable tile, a TileJSON or a WMTS naming
 the layer. Tiles of restricted collections are asked with an admin API key.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import json
 import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -22,8 +20,6 @@ from uuid import uuid4
 import morecantile
 import numpy as np
 import pytest
-from referencing import Resource
-from referencing.jsonschema import DRAFT7
 from rio_tiler.colormap import cmap
 from starlette.testclient import TestClient
 from titiler.core.resources.enums import ImageType
@@ -78,19 +74,8 @@ def service(samples: Publication, backend: str, request: pytest.FixtureRequest) 
 
 @pytest.fixture(scope="module")
 def validator(stac_validator: OfflineValidator) -> OfflineValidator:
-    """The kit's validator, plus the schemas of ``tests/api/schemas``."""
-    extra = [
-        (
-            f"https://{path.relative_to(SCHEMAS).as_posix()}",
-            Resource.from_contents(json.loads(path.read_text()), DRAFT7),
-        )
-        for path in SCHEMAS.rglob("*.json")
-    ]
-    extended = copy.copy(stac_validator)
-    extended.registry = stac_validator.registry.with_resources(
-        [*extra, *((str(r.contents["$id"]).rstrip("#"), r) for _, r in extra)]
-    )
-    return extended
+    """The kit's validator, which includes ``tests/schemas`` (web-map-links)."""
+    return stac_validator
 
 
 def web_map_links(document: dict[str, Any], rel: str | None = None) -> list[dict[str, Any]]:
