@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 import tempfile
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import psycopg
 from pypgstac.db import PgstacDB
@@ -38,13 +38,17 @@ from pypgstac.load import Loader, Methods
 from pypgstac.migrate import Migrate
 from pypgstac.version import __version__ as PYPGSTAC_VERSION  # noqa: N812
 
+from ncdc_stac.stac_arrow import iter_items
 from ncdc_stac.storage import Root, open_root
 
 Source = Literal["auto", "parquet", "json"]
+URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+"""RFC 3986 scheme (what ``urlsplit`` takes for one), e.g. ``https:``, ``s3:``."""
 STRUCTURAL_RELS = frozenset({"self", "root", "parent", "child", "item", "items", "collection"})
 """Link relations that the API infers; stored copies would point into the static tree."""
 PARQUET_NAME = "items.parquet"
-DEFAULT_BATCH_SIZE = 1000
+DEFAULT_BATCH_SIZE = 10_000
+"""Items per parquet read and per loader chunk (pypgstac's own default chunk)."""
 DATETIME_PROPERTIES = frozenset(
     {"datetime", "start_datetime", "end_datetime", "created", "updated", "published", "expires", "unpublished"}
 )
@@ -84,7 +88,7 @@ class IngestSummary:
 
 def is_relative_href(href: str) -> bool:
     """True for a relative reference (no scheme, no leading slash): one that is a file of the publication."""
-    return not urlsplit(href).scheme and not href.startswith("/")
+    return not href.startswith("/") and URI_SCHEME.match(href) is None
 
 
 def root_relative(href: str, base: str, where: str) -> str:
@@ -160,30 +164,23 @@ def read_collection(path: Path) -> dict[str, Any]:
     return _rebase(collection, folder, str(path))
 
 
-def _drop_nulls(value: Any) -> Any:
-    """Remove null members of objects (columnar storage turns every absent field into null)."""
-    if isinstance(value, dict):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_nulls(v) for v in value]
-    return value
+def iter_parquet_items(
+    path: Path, batch_size: int = DEFAULT_BATCH_SIZE, *, ewkb: bool = False
+) -> Iterator[dict[str, Any]]:
+    """Checked items of ``<collection-id>/items.parquet``, streamed one record batch at a time; hrefs kept.
 
-
-def iter_parquet_items(path: Path, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[dict[str, Any]]:
-    """Checked items of ``<collection-id>/items.parquet``, streamed one record batch at a time; hrefs kept."""
+    ``ewkb``: geometries as hex EWKB, what :class:`GeoParquetLoader` loads without a GeoJSON round trip.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from stac_geoparquet.arrow import stac_table_to_items
 
     try:
         parquet = pq.ParquetFile(path)
-        reader = pa.RecordBatchReader.from_batches(parquet.schema_arrow, parquet.iter_batches(batch_size=batch_size))
-        for row, raw in enumerate(stac_table_to_items(reader)):
-            item = _drop_nulls(raw)
+        for row, item in enumerate(iter_items(parquet.iter_batches(batch_size=batch_size), ewkb=ewkb)):
             item.setdefault("properties", {}).setdefault("datetime", None)
             item.setdefault("type", "Feature")
             where = f"{path} (row {row})"
-            yield check_item(_rebase(item, ".", where), path.parent.name, where)
+            yield check_item(_rebase(item, ".", where), path.parent.name, where, ewkb=ewkb)
     except (OSError, pa.ArrowException) as err:
         raise IngestError(f"{path}: cannot read stac-geoparquet: {err}") from err
 
@@ -202,8 +199,9 @@ def iter_json_items(collection_dir: Path) -> Iterator[dict[str, Any]]:
         )
 
 
-def check_item(item: dict[str, Any], collection_id: str, where: str) -> dict[str, Any]:
-    """The checks pgstac's loader needs (its own errors do not say which item failed)."""
+def check_item(item: dict[str, Any], collection_id: str, where: str, *, ewkb: bool = False) -> dict[str, Any]:
+    """The checks pgstac's loader needs (its own errors do not say which item failed); ``ewkb``: the geometry
+    is a hex EWKB string (:func:`iter_parquet_items`), else GeoJSON."""
     if item.get("type") != "Feature":
         raise IngestError(f"{where}: 'type' must be 'Feature', found {item.get('type')!r}")
     if not isinstance(item.get("id"), str) or not item["id"]:
@@ -212,7 +210,7 @@ def check_item(item: dict[str, Any], collection_id: str, where: str) -> dict[str
     if collection != collection_id:
         raise IngestError(f"{where}: item {item['id']!r} names collection {collection!r}, expected {collection_id!r}")
     geometry = item.get("geometry")
-    if not isinstance(geometry, dict) or "type" not in geometry:
+    if not (isinstance(geometry, str) if ewkb else isinstance(geometry, dict) and "type" in geometry):
         raise IngestError(f"{where}: item {item['id']!r} has no geometry (pgstac needs one)")
     properties = item.get("properties")
     if not isinstance(properties, dict):
@@ -314,6 +312,23 @@ def queryable_definition(name: str, kinds: Collection[str]) -> dict[str, Any]:
     if kinds <= {"integer", "number"}:
         return {"type": "number"}
     return {"type": kinds.pop()} if len(kinds) == 1 else {}
+
+
+class GeoParquetLoader(Loader):
+    """pypgstac's loader that also takes items whose geometry is hex EWKB already.
+
+    stac-geoparquet stores WKB: encoding it in bulk with shapely (GEOS) spares the per-item GeoJSON round trip
+    and plpygis encoding of ``Loader.format_item``, which cost more than the rest of the load; the EWKB is the
+    same (``tests/test_ingest.py``). Everything else (dehydration, partitions, upserts) is pypgstac's.
+    """
+
+    def format_item(self, _item: Path | str | dict[str, Any]) -> dict[str, Any]:
+        """The database row of an item; an EWKB geometry string is stored as it is."""
+        if isinstance(_item, dict) and isinstance(_item.get("geometry"), str):
+            row: dict[str, Any] = super().format_item({**_item, "geometry": None})
+            row["geometry"] = _item["geometry"]
+            return row
+        return super().format_item(_item)
 
 
 @contextmanager
@@ -421,7 +436,7 @@ def _ingest(
     summaries: list[CollectionSummary] = []
     with open_pgstac(dsn) as db:
         version = _ensure_schema(db, migrate)
-        loader = Loader(db)
+        loader = GeoParquetLoader(db)
         for path, collection in loaded:
             cid = collection["id"]
             with _naming(str(path)):
@@ -435,7 +450,7 @@ def _ingest(
                 summaries.append(CollectionSummary(cid, 0, None, pruned))
                 continue
             items = (
-                iter_parquet_items(items_from, batch_size)
+                iter_parquet_items(items_from, batch_size, ewkb=True)
                 if items_from.name == PARQUET_NAME and items_from.is_file()
                 else iter_json_items(items_from)
             )

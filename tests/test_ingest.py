@@ -18,12 +18,13 @@ import pystac
 import pytest
 from fastapi import APIRouter, FastAPI
 from pydantic import SecretStr
+from pypgstac.load import Loader
 from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
 
 from catalog.collection import create_collection
 from catalog.record import load_record
 from ncdc_stac.settings import Settings
-from publish.ingest import IngestError, ingest, read_collection
+from publish.ingest import GeoParquetLoader, IngestError, ingest, iter_parquet_items, open_pgstac, read_collection
 from services.api.pgstac import HrefRewriter, asyncpg_dsn, pgstac_parts
 from services.api.urls import MountedApp, PublicUrlMiddleware
 from tests.conftest import RECORDS
@@ -220,6 +221,27 @@ def test_static_json_and_parquet_agree(
         features = search(target, {"limit": 100, "sortby": [{"field": "id", "direction": "asc"}]})["features"]
         by_source[source] = {f["id"]: (f["assets"], f["properties"].get("ncdc:band")) for f in features}
     assert by_source["json"] == by_source["parquet"]
+
+
+def test_geoparquet_loader_rows_equal_pypgstac_rows(
+    dsn: str, publication: tuple[Path, dict[str, list[dict[str, Any]]]]
+) -> None:
+    """Items read with EWKB geometries make the same database rows as pypgstac's own GeoJSON path."""
+    root, published = publication
+    ingest(root, dsn)  # the collections, whose base items dehydrate the rows
+    with open_pgstac(dsn) as db:
+        theirs, ours = Loader(db), GeoParquetLoader(db)
+        for cid in published:
+            parquet = root / cid / "items.parquet"
+            geojson = list(iter_parquet_items(parquet))
+            ewkb = list(iter_parquet_items(parquet, ewkb=True))
+            assert [i["id"] for i in geojson] == [i["id"] for i in ewkb]
+            assert all(isinstance(i["geometry"], str) for i in ewkb)
+            for plain, encoded in zip(geojson, ewkb, strict=True):
+                expected, actual = theirs.format_item(plain), ours.format_item(encoded)
+                assert actual["geometry"].upper() == expected["geometry"].upper()
+                assert {**actual, "geometry": None} == {**expected, "geometry": None}
+                assert ours.format_item(plain) == expected  # GeoJSON items still take pypgstac's path
 
 
 def test_prune_removes_unpublished_items(dsn: str, publication: tuple[Path, dict[str, list[dict[str, Any]]]]) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from functools import partial
 from typing import Any, cast
 from urllib.parse import quote, urlencode
@@ -19,9 +18,10 @@ from stac_fastapi.types import stac
 from stac_fastapi.types.core import BaseCoreClient
 from stac_fastapi.types.errors import InvalidQueryParameter, NotFoundError
 from stac_fastapi.types.rfc3339 import str_to_interval
-from stac_geoparquet.arrow import stac_table_to_items
 
+from ncdc_stac.stac_arrow import drop_nulls, iter_items
 from services.api.cql2_sql import FilterError, parse_filter
+from services.api.responses import GeoJSONBody
 from services.api.search import Page, Search, SearchError, SearchParams, parse_bbox, parse_sortby
 from services.api.store import CollectionEntry, DuckDBStore
 from services.api.tile_links import add_web_map_links, raster_base_url
@@ -43,21 +43,6 @@ def store_of(request: Request) -> DuckDBStore:
 def files_base(request: Request) -> str:
     """Base URL of the published files."""
     return service_base_url(request) + _FILES
-
-
-def _clean(value: Any) -> Any:
-    """JSON-ready copy: ``None`` members dropped (stac-geoparquet fills absent fields with null)."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items() if v is not None}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, (datetime, date)):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    return value
 
 
 def _fields(include: Iterable[str] = (), exclude: Iterable[str] = ()) -> tuple[frozenset[str], frozenset[str]]:
@@ -129,7 +114,7 @@ class DuckDBClient(BaseCoreClient):
         if isinstance(document.get("assets"), dict):
             absolute_assets(document["assets"], files, entry.folder)
         add_web_map_links(document, raster_base_url(request))
-        return cast(dict[str, Any], _clean(document))
+        return cast(dict[str, Any], drop_nulls(document))
 
     def _item(self, item: dict[str, Any], request: Request, own: frozenset[str] | None) -> dict[str, Any]:
         base, files = api_base_url(request), files_base(request)
@@ -155,7 +140,7 @@ class DuckDBClient(BaseCoreClient):
         ]
         item.setdefault("type", "Feature")
         item["stac_version"] = item.get("stac_version") or STAC_VERSION
-        cleaned = _clean(item)
+        cleaned = drop_nulls(item)
         cleaned["properties"].setdefault("datetime", None)
         return cast(dict[str, Any], cleaned)
 
@@ -164,7 +149,7 @@ class DuckDBClient(BaseCoreClient):
             return []
         features = []
         collections, raster = store_of(request).collections, raster_base_url(request)
-        for item in stac_table_to_items(page.table):
+        for item in iter_items(page.table):
             own = page.columns.get(str(item.get("collection")))
             feature = filter_fields(self._item(item, request, own), set(include), set(exclude))
             entry = collections.get(str(item.get("collection")))
@@ -284,7 +269,7 @@ class DuckDBClient(BaseCoreClient):
             sortby=sortby,
             fields=_get_fields(fields),
         )
-        return cast(stac.ItemCollection, self._search(params, request))
+        return cast(stac.ItemCollection, GeoJSONBody(self._search(params, request)))
 
     def post_search(self, search_request: Any, request: Request, **kwargs: Any) -> stac.ItemCollection:  # type: ignore[override]
         """Cross-collection search (POST /search)."""
@@ -306,7 +291,7 @@ class DuckDBClient(BaseCoreClient):
             fields=_fields(fields.include or (), fields.exclude or ()) if fields else (frozenset(), frozenset()),
         )
         body = search_request.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_unset=True)
-        return cast(stac.ItemCollection, self._search(params, request, post_body=body))
+        return cast(stac.ItemCollection, GeoJSONBody(self._search(params, request, post_body=body)))
 
     def item_collection(  # type: ignore[override]
         self,
@@ -344,7 +329,7 @@ class DuckDBClient(BaseCoreClient):
             {"rel": "collection", "type": JSON, "href": url},
             {"rel": "parent", "type": JSON, "href": url},
         ]
-        return cast(stac.ItemCollection, result)
+        return cast(stac.ItemCollection, GeoJSONBody(result))
 
     def get_item(self, item_id: str, collection_id: str, request: Request, **kwargs: Any) -> stac.Item:  # type: ignore[override]
         """One item (GET /collections/{collection_id}/items/{item_id})."""
@@ -357,7 +342,7 @@ class DuckDBClient(BaseCoreClient):
         features = self._features(page, request, frozenset(), frozenset())
         if not features:
             raise NotFoundError(f"item {item_id!r} not found in collection {collection_id!r}")
-        return cast(stac.Item, features[0])
+        return cast(stac.Item, GeoJSONBody(features[0]))
 
     # -- collections ----------------------------------------------------------------------------
 

@@ -81,6 +81,7 @@ from starlette.middleware.cors import CORSMiddleware
 from ncdc_stac.settings import Settings
 from services.api.backends import SORT_V1_0
 from services.api.cql2_sql import FilterError, column_name, parse_filter
+from services.api.responses import GeoJSONBody
 from services.api.search import SearchError, parse_bbox
 from services.api.store import I18N_FIELD, search_text
 from services.api.tile_links import add_web_map_links, raster_base_url
@@ -658,7 +659,7 @@ class NcdcCoreCrudClient(CoreCrudClient):
     async def get_item(self, item_id: str, collection_id: str, request: Request, **kwargs: Any) -> Any:
         """One item; 404 names what is not found."""
         try:
-            return await super().get_item(item_id, collection_id, request=request, **kwargs)
+            return _geojson(await super().get_item(item_id, collection_id, request=request, **kwargs))
         except NotFoundError as err:
             if str(err).startswith(COLLECTION_NOT_FOUND.format(collection_id)):
                 raise
@@ -746,11 +747,13 @@ def _check_query(query: str | None) -> None:
         raise InvalidQueryParameter("query must be a JSON object")
 
 
-def _geojson(result: Any) -> Any:
-    """An item collection; the ready response that stac-fastapi-pgstac makes with ``fields`` typed as GeoJSON."""
+def _geojson(result: Any) -> Response:
+    """An item or item collection as a GeoJSON response (the ready one that stac-fastapi-pgstac makes with
+    ``fields`` typed as GeoJSON)."""
     if isinstance(result, Response):
         result.headers["content-type"] = GEOJSON
-    return result
+        return result
+    return GeoJSONBody(result)
 
 
 def _keeps_datetime(fields: Any) -> bool:
