@@ -155,7 +155,11 @@ class _Branch:
 
     def sort_expr(self, name: str) -> str:
         """Sort key SQL: an item without ``datetime`` sorts by its ``start_datetime`` (as in pgstac)."""
-        if name == "datetime" and {"datetime", "start_datetime"} <= set(self.entry.columns):
+        if (
+            name == "datetime"
+            and "datetime" not in self.entry.complete
+            and {"datetime", "start_datetime"} <= set(self.entry.columns)
+        ):
             return 'COALESCE("datetime", "start_datetime")'
         return self.column(name)
 
@@ -239,6 +243,9 @@ class Search:
         if "datetime" not in entry.columns:
             return "FALSE"
         start, end = refs
+        if "ranges" in entry.complete:  # the same items, in terms DuckDB prunes row groups with
+            ranged = [f'"start_datetime" <= {end}' if end else "", f'"end_datetime" >= {start}' if start else ""]
+            return "(" + (" AND ".join(c for c in ranged if c) or "TRUE") + ")"
         instant = [f'"datetime" >= {start}' if start else "", f'"datetime" <= {end}' if end else ""]
         sql = "(" + " AND ".join(c for c in instant if c) + ")"
         if "start_datetime" in entry.columns and "end_datetime" in entry.columns:
@@ -281,6 +288,11 @@ class Search:
             terms.append("(" + " AND ".join([*equal, f"({column} {comparison} {value} OR {column} IS NULL)"]) + ")")
             equal.append(f"{column} = {value}")
         branch.where.append("(" + (" OR ".join(terms) or "FALSE") + ")")
+        first, first_ref = self.sort[0], refs[0]
+        if first[0] == "datetime" and "datetime" in branch.entry.complete and first_ref is not None:
+            # implied by the keyset condition (no null sorts last here); a plain bound prunes row groups
+            bound = "<=" if first[1] else ">="
+            branch.where.append(f'"datetime" {bound} CAST({first_ref} AS {self._sort_type("datetime")})')
 
     def _order_by(self) -> str:
         keys = enumerate(self.sort)

@@ -98,6 +98,9 @@ class CollectionEntry:
     count: int
     text: str
     """Case-folded searchable text (see :func:`search_text`)."""
+    complete: frozenset[str] = frozenset()
+    """Facts about every item that let searches use plain, prunable columns: ``datetime`` (no item lacks it),
+    ``ranges`` (every item has start/end_datetime, and its datetime, if any, lies between them)."""
 
     @property
     def bbox(self) -> list[float] | None:
@@ -121,16 +124,18 @@ class CollectionEntry:
 class DuckDBStore:
     """The DuckDB connection and the collections of one publication root."""
 
-    def __init__(self, root: Root | Path | str) -> None:
+    def __init__(self, root: Root | Path | str, memory_limit: int | None = None) -> None:
         self.root = open_root(root)
+        self.memory_limit = memory_limit
+        """Bytes of DuckDB's buffer pool (``memory_limit``); none: DuckDB's default, 80% of RAM."""
         self.collections: Mapping[str, CollectionEntry] = MappingProxyType({})
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, root: Root | Path | str) -> DuckDBStore:
+    def open(cls, root: Root | Path | str, memory_limit: int | None = None) -> DuckDBStore:
         """Connect an in-memory database, load spatial and read the publication."""
-        store = cls(root)
+        store = cls(root, memory_limit)
         store.connect()
         return store
 
@@ -139,7 +144,10 @@ class DuckDBStore:
         with self._lock:
             if self._connection is not None:
                 return
-            connection = duckdb.connect(":memory:")
+            config: dict[str, str | bool | int | float | list[str]] = {}
+            if self.memory_limit is not None:
+                config["memory_limit"] = f"{int(self.memory_limit)}B"
+            connection = duckdb.connect(":memory:", config=config)
             try:
                 connection.execute(f"LOAD '{spatial_extension_path().as_posix()}'")
                 for setting in (
@@ -201,14 +209,13 @@ class DuckDBStore:
         if not isinstance(document, dict) or not isinstance(document.get("id"), str):
             raise ValueError("not a STAC Collection (no id)")
         parquet = f"{folder}/items.parquet"
-        view, columns, count = None, {}, 0
+        view, columns, count, complete = None, {}, 0, frozenset[str]()
         if self.root.is_file(parquet):
             view = quote_ident(view_name)
             literal = "'" + self.root.duckdb_path(parquet).replace("'", "''") + "'"
             cursor.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({literal})")
             columns = {str(row[0]): str(row[1]) for row in cursor.execute(f"DESCRIBE {view}").fetchall()}
-            row = cursor.execute(f"SELECT count(*) FROM {view}").fetchone()
-            count = int(row[0]) if row else 0
+            count, complete = _census(cursor, view, columns)
         return CollectionEntry(
             id=document["id"],
             folder=folder,
@@ -217,4 +224,22 @@ class DuckDBStore:
             columns=MappingProxyType(columns),
             count=count,
             text=search_text(document),
+            complete=complete,
         )
+
+
+def _census(cursor: duckdb.DuckDBPyConnection, view: str, columns: Mapping[str, str]) -> tuple[int, frozenset[str]]:
+    """Item count and the :attr:`CollectionEntry.complete` facts of a view, in one scan of its time columns."""
+    checks = {}
+    if "datetime" in columns:
+        checks["datetime"] = '"datetime" IS NULL'
+    if {"datetime", "start_datetime", "end_datetime"} <= set(columns):
+        checks["ranges"] = (
+            '"start_datetime" IS NULL OR "end_datetime" IS NULL OR "datetime" < "start_datetime"'
+            ' OR "datetime" > "end_datetime"'
+        )
+    counts = ", ".join(f"count(*) FILTER (WHERE {condition})" for condition in checks.values())
+    row = cursor.execute(f"SELECT count(*){', ' + counts if counts else ''} FROM {view}").fetchone()
+    if row is None:
+        return 0, frozenset()
+    return int(row[0]), frozenset(fact for fact, misses in zip(checks, row[1:], strict=True) if misses == 0)

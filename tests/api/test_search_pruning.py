@@ -1,0 +1,96 @@
+"""The prunable forms of temporal filters and keyset pages find exactly what the general forms find."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
+
+from services.api.search import Search, SearchParams
+from services.api.store import CollectionEntry, DuckDBStore
+
+START = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _item(n: int, kind: str) -> dict[str, Any]:
+    """Item ``n``: a 10-day range from day 5n; ``kind`` says how its datetime relates to the range (inside:
+    day 5n rounded up to a multiple of 10, so pairs of items share a datetime)."""
+    start = START + timedelta(days=5 * n)
+    end = start + timedelta(days=10)
+    inside = start + timedelta(days=(-5 * n) % 10)
+    nominal = {"inside": inside, "null": None, "outside": end + timedelta(days=40)}[kind]
+    properties: dict[str, Any] = {"datetime": _stamp(nominal) if nominal else None}
+    properties |= {"start_datetime": _stamp(start), "end_datetime": _stamp(end)}
+    return {
+        "type": "Feature",
+        "stac_version": "1.1.0",
+        "id": f"item-{n:03d}",
+        "geometry": {"type": "Point", "coordinates": [80.0 + n / 100, 30.0]},
+        "bbox": [80.0 + n / 100, 30.0, 80.0 + n / 100, 30.0],
+        "properties": properties,
+        "links": [],
+        "assets": {},
+    }
+
+
+def _publish(root: Path, odd: str | None) -> None:
+    """One collection of 60 items; every seventh item is of kind ``odd`` (None: all regular)."""
+    folder = root / "c"
+    folder.mkdir(parents=True)
+    items = [_item(n, odd if odd and n % 7 == 3 else "inside") for n in range(60)]
+    collection = {"type": "Collection", "id": "c", "stac_version": "1.1.0", "description": "test", "links": []}
+    (folder / "collection.json").write_text(json.dumps(collection), encoding="utf-8")
+    to_parquet(parse_stac_items_to_arrow(items), folder / "items.parquet")
+
+
+@pytest.fixture(params=[(None, {"datetime", "ranges"}), ("null", {"ranges"}), ("outside", {"datetime"})])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[DuckDBStore, set[str]]]:
+    odd, facts = request.param
+    _publish(tmp_path, odd)
+    store = DuckDBStore.open(tmp_path)
+    try:
+        yield store, facts
+    finally:
+        store.close()
+
+
+def _ids(store: DuckDBStore, entry: CollectionEntry, **params: Any) -> list[str]:
+    """Every id a search finds, following its pages."""
+    found, token = [], None
+    with store.cursor() as cursor:
+        while True:
+            page = Search([entry], SearchParams(collections=["c"], limit=4, token=token, **params)).run(cursor)
+            found += page.table.column("id").to_pylist()
+            token = page.next_token
+            if token is None:
+                return found
+
+
+def test_census_and_pruned_forms_agree(store: tuple[DuckDBStore, set[str]]) -> None:
+    db, facts = store
+    entry = db.collections["c"]
+    assert entry.complete == facts
+    general = dataclasses.replace(entry, complete=frozenset())
+    intervals = [
+        (START + timedelta(days=35), START + timedelta(days=70)),  # ends of item 5 and start of item 14 meet it
+        (START + timedelta(days=33), START + timedelta(days=71)),
+        (START + timedelta(days=200), None),
+        (None, START + timedelta(days=12)),
+        (START + timedelta(days=500), START + timedelta(days=600)),
+    ]
+    for interval in intervals:
+        for sortby in ([], [("datetime", False)], [("id", True)]):
+            expected = _ids(db, general, interval=interval, sortby=sortby)
+            assert _ids(db, entry, interval=interval, sortby=sortby) == expected, (interval, sortby)
+    walk = _ids(db, entry)
+    assert walk == _ids(db, general) and len(walk) == len(set(walk)) == 60
