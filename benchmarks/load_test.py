@@ -10,7 +10,13 @@ collection, bbox, datetime, sortby), 5% items (``/stac/collections/{id}/items/{i
 
 Reported: error rate (non-2xx answers, time-outs and refused connections), p50 / p99 latency (from the moment
 the request was due, so a slow server is not hidden by fewer requests), achieved rate, and the server's resident
-memory after the warm-up, half-way and at the end (flat: at most 10% growth from start to end).
+memory, sampled every ``--rss-every`` seconds through the measured run: its level after the warm-up, half-way and
+at the end (each the median of the samples of a ``--rss-window`` around that moment, so one request's transient
+buffers do not decide it), the peak, and the growth over the second half (end / half-way, and the least-squares
+slope in MB per minute). Flat means the end at most 10% above both the level after the warm-up and the half-way
+level; the growth over the second half is what separates a leak (it keeps climbing) from caches filling up to
+their bounds (they level off). An overloaded server (errors, achieved rate below the requested one) grows with
+its backlog, so read the memory rows together with the error rate.
 
 Run from the repository root: ``.venv/bin/python -m benchmarks.load_test [--seconds 300] [--rate 20]``
 (``--results FILE`` appends the figures for ``make bench``).
@@ -28,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -48,7 +55,7 @@ MONTH = re.compile(r"\d{4}-\d{2}$")
 MIX = {"tile": 70, "search": 25, "item": 5}
 WEB_MERCATOR = morecantile.tms.get("WebMercatorQuad")
 RSS_GROWTH = Target(1.10)
-"""Server memory at the end at most 10% above its value after the warm-up."""
+"""Server memory at the end at most 10% above its level after the warm-up, and above its half-way level."""
 
 
 @dataclass(frozen=True)
@@ -237,13 +244,80 @@ def rss_mb(process: psutil.Process) -> float:
 
 
 @dataclass(frozen=True)
+class RssSeries:
+    """The server's resident memory sampled through the measured run: (seconds since its start, MB)."""
+
+    samples: list[tuple[float, float]]
+    window: float
+    """Seconds of samples whose median gives the level at a moment."""
+
+    def level(self, at: float) -> float:
+        """Median of the samples within ``window`` (at most a quarter of the run) around ``at``, clipped to the run."""
+        window = min(self.window, self.duration / 4)
+        low = min(max(0.0, at - window / 2), max(0.0, self.duration - window))
+        values = [mb for t, mb in self.samples if low <= t <= low + window]
+        return statistics.median(values or [min(self.samples, key=lambda s: abs(s[0] - at))[1]])
+
+    @property
+    def duration(self) -> float:
+        return self.samples[-1][0]
+
+    @property
+    def start(self) -> float:
+        return self.level(0.0)
+
+    @property
+    def middle(self) -> float:
+        return self.level(self.duration / 2)
+
+    @property
+    def end(self) -> float:
+        return self.level(self.duration)
+
+    @property
+    def peak(self) -> float:
+        return max(mb for _, mb in self.samples)
+
+    def slope(self) -> float:
+        """Least-squares growth over the second half, in MB per minute."""
+        half = [(t, mb) for t, mb in self.samples if t >= self.duration / 2]
+        if len(half) < 2:
+            return 0.0
+        return statistics.linear_regression([t for t, _ in half], [mb for _, mb in half]).slope * 60
+
+
+class RssSampler:
+    """Samples a process's RSS every ``every`` seconds in a thread, from ``__enter__`` to ``__exit__``."""
+
+    def __init__(self, process: psutil.Process, every: float) -> None:
+        self.process, self.every = process, every
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        while True:
+            self.samples.append((time.monotonic() - started, rss_mb(self.process)))
+            if self._stop.wait(self.every):
+                self.samples.append((time.monotonic() - started, rss_mb(self.process)))
+                return
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass(frozen=True)
 class LoadResult:
     outcomes: list[Outcome]
     wall: float
     rate: float
-    rss_start: float
-    rss_middle: float
-    rss_end: float
+    rss: RssSeries
 
     def latencies(self, kind: str | None = None) -> list[float]:
         return [o.latency for o in self.outcomes if kind is None or o.kind == kind]
@@ -256,19 +330,17 @@ class LoadResult:
 def load(base: str, server: psutil.Process, pool: dict[str, list[Request]], args: argparse.Namespace) -> LoadResult:
     warmup = schedule(pool, int(args.rate * args.warmup), seed=1)
     run_phase(base, warmup, args.rate, args.timeout)
-    rss_start = rss_mb(server)
     plan = schedule(pool, int(args.rate * args.seconds))
-    half = len(plan) // 2
-    first, wall_first = run_phase(base, plan[:half], args.rate, args.timeout)
-    rss_middle = rss_mb(server)
-    second, wall_second = run_phase(base, plan[half:], args.rate, args.timeout)
-    return LoadResult(first + second, wall_first + wall_second, args.rate, rss_start, rss_middle, rss_mb(server))
+    with RssSampler(server, args.rss_every) as sampler:
+        outcomes, wall = run_phase(base, plan, args.rate, args.timeout)
+    return LoadResult(outcomes, wall, args.rate, RssSeries(sampler.samples, args.rss_window))
 
 
 def rows_of(result: LoadResult, seconds: float) -> list[Row]:
     count = len(result.outcomes)
     latencies = result.latencies()
     label = f"{seconds:g} s at {result.rate:g} req/s (70% tiles, 25% search, 5% item)"
+    rss = result.rss
     return [
         Row(
             SECTION,
@@ -283,12 +355,22 @@ def rows_of(result: LoadResult, seconds: float) -> list[Row]:
         Row(
             SECTION,
             f"{label}: server RSS at the end",
-            result.rss_end,
+            rss.end,
             "MB",
             "after the warm-up",
-            result.rss_start,
+            rss.start,
             RSS_GROWTH,
-            note=f"half-way {result.rss_middle:.0f} MB",
+            note=f"half-way {rss.middle:.0f} MB, peak {rss.peak:.0f} MB",
+        ),
+        Row(
+            SECTION,
+            f"{label}: server RSS growth over the second half",
+            rss.end,
+            "MB",
+            "half-way",
+            rss.middle,
+            RSS_GROWTH,
+            note=f"slope {rss.slope():+.1f} MB/min",
         ),
     ]
 
@@ -302,10 +384,15 @@ def kinds_table(result: LoadResult) -> str:
             f"{kind:8} {len(latencies):9d} {statuses.total():7d} {percentile(latencies, 50) * 1e3:9.1f} "
             f"{percentile(latencies, 99) * 1e3:9.1f}  {dict(statuses) or ''}"
         )
+    rss = result.rss
     lines.append(
-        f"server RSS: {result.rss_start:.0f} MB after the warm-up, {result.rss_middle:.0f} MB half-way, "
-        f"{result.rss_end:.0f} MB at the end"
+        f"server RSS (median of {rss.window:g} s of samples): {rss.start:.0f} MB after the warm-up, "
+        f"{rss.middle:.0f} MB half-way ({rss.middle / rss.start:.2f}x), {rss.end:.0f} MB at the end "
+        f"({rss.end / rss.start:.2f}x; second half {rss.end / rss.middle:.2f}x, slope {rss.slope():+.1f} MB/min), "
+        f"peak {rss.peak:.0f} MB"
     )
+    every = max(1, len(rss.samples) // 20)  # about 20 points of the curve
+    lines.append("RSS curve (s: MB): " + ", ".join(f"{t:.0f}: {mb:.0f}" for t, mb in rss.samples[::every]))
     return "\n".join(lines)
 
 
@@ -316,6 +403,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=float, default=15.0, help="uncounted warm-up at the same rate")
     parser.add_argument("--rate", type=float, default=20.0, help="requests per second (default 20)")
     parser.add_argument("--timeout", type=float, default=10.0, help="a request slower than this is an error")
+    parser.add_argument("--rss-every", type=float, default=2.0, help="seconds between RSS samples (default 2)")
+    parser.add_argument(
+        "--rss-window", type=float, default=30.0, help="seconds of samples whose median is a level (default 30)"
+    )
     add_results_option(parser)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="ncdc-bench-load-") as scratch:

@@ -27,16 +27,12 @@ Run from the repository root: ``.venv/bin/python -m benchmarks.search [--sizes 1
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,9 +43,9 @@ import httpx
 
 from benchmarks.load import Pool, Stats, measure
 from benchmarks.results import Point, Row, Target, add_results_option, print_rows, record
+from benchmarks.server import serve
 from benchmarks.synthetic import COLLECTION, SyntheticPublication, item_id, write_publication
 
-REPO = Path(__file__).resolve().parents[1]
 QUERIES = ("bbox+datetime", "cql2 filter", "sortby", "id lookup", "page 50")
 MODES = ("embedded API", "DuckDB", "pgstac API", "pgstac search()")
 CONCURRENCY = (1, 8)
@@ -174,39 +170,6 @@ class HttpMode:
             body = self._get(link["href"])
         if len(body["features"]) != PAGE_SIZE:
             raise RuntimeError("page 50 is not full")
-
-
-@contextlib.contextmanager
-def serve(env: dict[str, str]) -> Iterator[str]:
-    """``uvicorn --factory services.app:create_app`` in its own process on 127.0.0.1; yields its base URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    command = [sys.executable, "-m", "uvicorn", "--factory", "services.app:create_app"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
-    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **env})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited with {process.returncode}")
-            try:
-                if httpx.get(f"{base}/stac/", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not answer within 60 s")
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # --- DuckDB in-process -------------------------------------------------------------------------------------

@@ -3,9 +3,11 @@
 On the Gangrigab sample (12 monthly COGs; ``--scale full``: 1583 x 1816 pixels at 30 m, with overviews):
 
 1. Item tiles: ``GET /collections/{id}/items/{item}/tiles/WebMercatorQuad/{z}/{x}/{y}.png`` (render defaults:
-   rescale + colormap) on uvicorn over loopback, vs ``rio_tiler.io.Reader.tile`` + titiler's ``render_image``
-   with the same rescale and colormap in this process; the same tiles as ``.npy`` (no PNG encoding) both ways;
-   collection mosaic tiles (``?datetime=2023-07``) vs the same in-process read. Native zooms (max - 1, max).
+   rescale + colormap) through the whole service (``uvicorn --factory services.app:create_app`` in its own
+   process, :mod:`benchmarks.server`, tiles under ``/raster``, every request with an API key granted the
+   collections) over loopback, vs ``rio_tiler.io.Reader.tile`` + titiler's ``render_image`` with the same
+   rescale and colormap in this process; the same tiles as ``.npy`` (no PNG encoding) both ways; collection
+   mosaic tiles (``?datetime=2023-07``) vs the same in-process read. Native zooms (max - 1, max).
 2. Zooms 3 to 12: item and mosaic ``.png`` of the tile at the raster's centre, every month (``--months``), per zoom.
 
 On the High Mountain Asia sample (141 months, 2013-04 .. 2024-12, one 3-band COG per glacier and month):
@@ -22,6 +24,8 @@ are generated and published into a temporary folder; ``--results FILE`` appends 
 from __future__ import annotations
 
 import argparse
+import json
+import secrets
 import statistics
 import tempfile
 import time
@@ -40,11 +44,11 @@ from titiler.core.resources.enums import ImageType
 from titiler.core.utils import render_image
 
 from benchmarks.results import Row, Target, add_results_option, print_rows, record
-from ncdc_stac.settings import Settings
+from benchmarks.server import serve
 from publish.pipeline import publish_collection
 from publish.samples import generate_samples
-from services.raster import create_raster_app
-from services.viewer.harness import serve
+from services.access.principals import API_KEY_HEADER, hash_api_key
+from services.api.tile_links import RASTER_PATH
 
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "tiles"
@@ -96,6 +100,13 @@ def publish_sample(base: Path, dataset: str, scale: str) -> str:
     if summary.errors:
         raise RuntimeError(f"publishing {dataset} failed: {summary.errors}")
     return summary.collection_id
+
+
+def service_env(root: Path, key: str, collections: Sequence[str]) -> dict[str, str]:
+    """Settings of the service: the publication ``root``, and an API key ``key`` granted ``collections`` (HMA is
+    apply-access, so its tiles are read as an authorized caller)."""
+    grant = {"subject": "benchmark", "grants": list(collections)}
+    return {"NCDC_STAC_ROOT": str(root), "NCDC_STAC_API_KEYS": json.dumps({hash_api_key(key): grant})}
 
 
 def median_ms(run: Callable[[], object], repeat: int) -> float:
@@ -348,9 +359,10 @@ def main(argv: list[str] | None = None) -> None:
         hma_id = publish_sample(base, HMA, "small")
         print(f"  samples published in {time.perf_counter() - started:.0f} s", flush=True)
         root = base / "public"
+        key = secrets.token_urlsafe(32)
         with (
-            serve(create_raster_app(Settings(root=root))) as url,
-            httpx.Client(base_url=url, timeout=60) as client,
+            serve(service_env(root, key, [gangrigab_id, hma_id])) as url,
+            httpx.Client(base_url=f"{url}{RASTER_PATH}/", headers={API_KEY_HEADER: key}, timeout=60) as client,
         ):
             gangrigab = gangrigab_figures(client, root, gangrigab_id, args.repeat, args.tiles, args.months)
             hma, months = hma_figures(client, root, hma_id, args.repeat)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, ByteSize, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -152,6 +152,20 @@ class Settings(BaseSettings):
     """Seconds each ``/readyz`` check (database, storage) may take."""
     shutdown_timeout: int = Field(default=10, ge=0, le=600)
     """Seconds ``ncdc-stac serve`` lets open requests finish after SIGTERM / SIGINT (uvicorn's graceful shutdown)."""
+
+    # Memory bounds of the service (flat resident memory under load; applied by services.memory at start-up)
+    gdal_cachemax: ByteSize = Field(default=ByteSize(64 * 2**20), ge=0)
+    """GDAL's raster block cache, process-wide (bytes, or ``64MiB``); GDAL's own default is 5% of RAM. An explicit
+    ``GDAL_CACHEMAX`` environment variable wins."""
+    duckdb_memory_limit: ByteSize = Field(default=ByteSize(2**30), ge=16 * 2**20)
+    """DuckDB's buffer pool (``memory_limit``; bytes, or ``1GiB``); DuckDB's own default is 80% of RAM."""
+    request_threads: int = Field(default=8, ge=1, le=256)
+    """Blocking request handlers (tiles, searches) run at once in the thread pool; the others wait for a thread.
+    Each holds its buffers while it runs, so this bounds the memory under a burst (anyio's default: 40)."""
+    malloc_arena_max: int | None = Field(default=2, ge=1, le=64)
+    """glibc malloc arenas (``mallopt(M_ARENA_MAX)``): few arenas keep the memory freed by the request threads
+    reusable instead of stranded in up to 8 arenas per core; none: glibc's default. An explicit
+    ``MALLOC_ARENA_MAX`` environment variable wins."""
 
     def publication_root(self) -> Root:
         """The publication root as storage (:mod:`ncdc_stac.storage`): a folder, or an S3 prefix reached with these."""

@@ -35,6 +35,7 @@ from services.api.tile_links import RASTER_PATH  # where the STAC API's web map 
 from services.api.urls import FILES_PATH, MountedApp, PublicUrlMiddleware
 from services.compat import create_stacit_router
 from services.files import files_app
+from services.memory import bound_memory, bound_request_threads
 from services.raster import create_raster_app
 from services.viewer import create_viewer_router
 
@@ -46,6 +47,7 @@ AUTH_PATH = "/auth"
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The service for ``settings`` (default: from the environment); ``settings.service`` picks its parts."""
     settings = settings or Settings()
+    bound_memory(settings)  # before the first request thread and the DuckDB store
     stac_app = create_stac_app(settings) if settings.service != "raster" else None
     raster_app = None
     if settings.service != "stac":
@@ -59,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        bound_request_threads(settings)  # the event loop's thread pool
         async with AsyncExitStack() as stack:
             for part in parts:
                 await stack.enter_async_context(part.router.lifespan_context(part))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from benchmarks.load_test import MIX, Request, schedule
+from benchmarks.load_test import MIX, Request, RssSeries, schedule
 from benchmarks.plots import draw_all
 from benchmarks.results import Point, Results, Row, Target, main, markdown, print_rows, record
 from benchmarks.search import parse_size
@@ -76,3 +76,12 @@ def test_load_mix_and_sizes() -> None:
     for kind, weight in MIX.items():
         assert shares[kind] / len(plan) == pytest.approx(weight / 100, abs=0.03)
     assert [parse_size(s) for s in ("10k", "1m", "2_500", "0.5M")] == [10_000, 1_000_000, 2_500, 500_000]
+
+
+def test_rss_levels_are_medians_and_second_half_growth() -> None:
+    # 300 s sampled every 2 s: 400 MB, a transient 900 MB spike near half-way, then a climb of 1 MB per 10 s
+    samples = [(float(t), 400.0 + max(0.0, t - 150) / 10) for t in range(0, 301, 2)]
+    samples[70] = (140.0, 900.0)
+    rss = RssSeries(samples, window=30)
+    assert rss.start == 400 and rss.middle == pytest.approx(400.0, abs=1) and rss.peak == 900
+    assert rss.end == pytest.approx(413.6, abs=1) and rss.slope() == pytest.approx(6.0, rel=0.2)  # MB per minute

@@ -16,13 +16,15 @@ URL layout (relative to the mount point)::
 ``assets=``, ``colormap_name=``, ``rescale=``, ``nodata=``, ``expression=`` default to the collection's render.
 """
 
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from types import MappingProxyType
 from typing import Annotated, Any
 
+import attr
 from fastapi import Depends, FastAPI, Request
 from fastapi import Path as PathParam
+from morecantile import TileMatrixSet
 from morecantile import tms as default_tms
 from morecantile.defaults import TileMatrixSets
 from titiler.core.errors import add_exception_handlers
@@ -46,13 +48,14 @@ from services.raster.mosaic import (
 )
 from services.raster.pgstac_index import PgstacItemIndex
 from services.raster.publication import Publication, PublishedItem
-from services.raster.reader import PublishedItemReader, gdal_env
+from services.raster.reader import PublishedItemReader, request_gdal_env
 from services.raster.renders import (
     QUERY_DEPENDENCIES,
     OptionalAssetsParams,
     RenderDefaults,
     RendersExtension,
     as_dependency,
+    awaited,
     default_dependencies,
     forwarded,
     is_visual,
@@ -67,7 +70,24 @@ from services.raster.vector import vector_router
 TITLE = "NCDC raster and vector tiles (国家冰川冻土沙漠科学数据中心 瓦片服务)"
 ITEM_PREFIX = "/collections/{collection_id}/items/{item_id}"
 COLLECTION_PREFIX = "/collections/{collection_id}"
-SUPPORTED_TMS = TileMatrixSets({name: default_tms.get(name) for name in ("WebMercatorQuad", "WorldCRS84Quad")})
+
+
+@attr.s(frozen=True)
+class SharedTileMatrixSets(TileMatrixSets):
+    """morecantile's ``TileMatrixSets`` handing out its loaded TileMatrixSets themselves.
+
+    ``TileMatrixSets.get`` deep-copies the whole model on every call (milliseconds for WebMercatorQuad's 25
+    matrices), which titiler's factories do on every tile request. Nothing in the service modifies a
+    TileMatrixSet, and rio-tiler shares one between threads itself (its default ``WEB_MERCATOR_TMS``).
+    """
+
+    def get(self, identifier: str) -> TileMatrixSet:
+        """The registered TileMatrixSet ``identifier`` (loaded on first use), not a copy."""
+        loaded = self.tilematrixsets.get(identifier)
+        return loaded if isinstance(loaded, TileMatrixSet) else super().get(identifier)
+
+
+SUPPORTED_TMS = SharedTileMatrixSets({name: default_tms.get(name) for name in ("WebMercatorQuad", "WorldCRS84Quad")})
 TILE_ROUTES = [{"path": "/tiles/{tileMatrixSetId}/{z}/{x}/{y}.{format}", "method": "GET"}]
 """Matches both tile routes (``{y}`` also matches ``{y}.{format}``)."""
 
@@ -103,10 +123,11 @@ def item_dependency(publication: Publication, forward: Collection[str] = ()) -> 
     return published_item
 
 
-def item_render_source(path: Callable[..., PublishedItem]) -> Callable[..., RenderDefaults]:
-    """Render defaults of an item request: its collection's render for the requested (or only) COG asset."""
+def item_render_source(path: Callable[..., PublishedItem]) -> Callable[..., Awaitable[RenderDefaults]]:
+    """Render defaults of an item request: its collection's render for the requested (or only) COG asset (pure
+    computation on the resolved item: in the event loop)."""
 
-    def item_render(item: Annotated[PublishedItem, Depends(path)], request: Request) -> RenderDefaults:
+    async def item_render(item: Annotated[PublishedItem, Depends(path)], request: Request) -> RenderDefaults:
         cogs = list(item.cogs)
         return render_defaults(
             item.info.renders,
@@ -148,9 +169,9 @@ def item_factory(publication: Publication, forward: Collection[str] = ()) -> Mul
         assets_dependency=OptionalAssetsParams,
         layer_dependency=as_dependency(defaults.layer),
         dataset_dependency=as_dependency(defaults.dataset),
-        colormap_dependency=defaults.colormap,
+        colormap_dependency=awaited(defaults.colormap),
         render_dependency=as_dependency(defaults.rendering),
-        environment_dependency=gdal_env,
+        environment_dependency=awaited(request_gdal_env),
         supported_tms=SUPPORTED_TMS,
         render_func=render_tile,
         get_renders=item_layers,
@@ -175,10 +196,10 @@ def mosaic_factory(publication: Publication, index: ItemIndex, forward: Collecti
         path_dependency=path,
         layer_dependency=as_dependency(defaults.layer),
         dataset_dependency=as_dependency(defaults.dataset),
-        colormap_dependency=defaults.colormap,
+        colormap_dependency=awaited(defaults.colormap),
         render_dependency=as_dependency(defaults.rendering),
         assets_accessor_dependency=as_dependency(defaults.search),
-        environment_dependency=gdal_env,
+        environment_dependency=awaited(request_gdal_env),
         supported_tms=SUPPORTED_TMS,
         render_func=render_tile,
         get_renders=step_layers,  # type: ignore[arg-type]
@@ -208,7 +229,9 @@ def create_raster_app(
     layers, render and time-step links, vector TileJSON), e.g. ``services.access.signing.SIGNED_PARAMETERS``.
     """
     owned = store is None
-    store = store if store is not None else DuckDBStore.open(settings.publication_root())
+    store = (
+        store if store is not None else DuckDBStore.open(settings.publication_root(), int(settings.duckdb_memory_limit))
+    )
     publication = Publication(store.root)
     index = INDEXES[settings.backend](settings, store)
 

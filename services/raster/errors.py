@@ -7,7 +7,7 @@ GeoTIFF is never opened (``403``). Other errors are left to the service's error 
 """
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import Annotated, Any
 
@@ -56,8 +56,10 @@ FORBIDDEN_PARAMETERS = frozenset({"url"})
 _UNSAFE_VALUE = re.compile(r"<\s*/?\s*vrt|/vsi[a-z0-9_]*/|^\s*[a-z][a-z0-9+.-]*://|^\s*file:", re.IGNORECASE)
 
 
-def refuse_unsafe_query(request: Request) -> None:
-    """400 for a ``url`` parameter or a value naming a VRT, a ``/vsi`` path or a URL (app-wide dependency)."""
+async def refuse_unsafe_query(request: Request) -> None:
+    """400 for a ``url`` parameter or a value naming a VRT, a ``/vsi`` path or a URL (app-wide dependency).
+
+    Pure computation: ``async`` so that FastAPI calls it in the event loop, not through its thread pool."""
     for key, value in request.query_params.multi_items():
         if key.lower() in FORBIDDEN_PARAMETERS:
             raise HTTPException(400, f"the {key!r} parameter is not supported: datasets are addressed by their ids")
@@ -81,10 +83,10 @@ def check_tile(tms: TileMatrixSet, z: int, x: int, y: int) -> None:
         raise HTTPException(404, f"tile {z}/{x}/{y} is outside {tms.id}")
 
 
-def tile_guard(supported: TileMatrixSets) -> Callable[..., None]:
-    """Route dependency of the tile endpoints: :func:`check_tile` for the path's TileMatrixSet."""
+def tile_guard(supported: TileMatrixSets) -> Callable[..., Awaitable[None]]:
+    """Route dependency of the tile endpoints: :func:`check_tile` for the path's TileMatrixSet (in the event loop)."""
 
-    def tile_in_matrix(
+    async def tile_in_matrix(
         tileMatrixSetId: Annotated[str, Path()],  # noqa: N803 (titiler's path parameter)
         z: Annotated[int, Path()],
         x: Annotated[int, Path()],

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import pystac
 from cachetools import LRUCache
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from catalog.items import FLATGEOBUF, GEOPARQUET
 from ncdc_stac.storage import Root, StoredFile, normalized_key, open_root
@@ -103,9 +103,19 @@ class PublishedItem(BaseModel):
     info: CollectionInfo = Field(exclude=True)
     forward: tuple[tuple[str, str], ...] = Field(default=(), exclude=True)
     """Request parameters to repeat in the URLs made for this item (signed-URL parameters)."""
+    _zoom_ranges: dict[str, tuple[int, int]] = PrivateAttr(default_factory=dict)
+    """TileMatrixSet id -> (min, max) zoom of the item's grid, once computed (shared by ``model_copy`` copies)."""
 
     def __str__(self) -> str:
         return f"{self.collection}/{self.id}"
+
+    def known_zoom_range(self, tms_id: str) -> tuple[int, int] | None:
+        """The zoom range of the item's grid in the TileMatrixSet ``tms_id``, if computed before."""
+        return self._zoom_ranges.get(tms_id)
+
+    def remember_zoom_range(self, tms_id: str, zooms: tuple[int, int]) -> None:
+        """Keep the zoom range computed for ``tms_id`` (for as long as this item document is cached)."""
+        self._zoom_ranges[tms_id] = zooms
 
     def files_of(self, media_type: str) -> dict[str, StoredFile]:
         """The checked files of the assets of ``media_type``."""

@@ -48,8 +48,13 @@ GDAL_ENV: Mapping[str, str] = MappingProxyType(
 
 
 def gdal_env() -> dict[str, str]:
-    """The GDAL options for one request (titiler's ``environment_dependency``)."""
+    """The GDAL options for one request."""
     return dict(GDAL_ENV)
+
+
+async def request_gdal_env() -> dict[str, str]:
+    """:func:`gdal_env` as titiler's ``environment_dependency`` (a coroutine: no thread pool round trip)."""
+    return gdal_env()
 
 
 class UnsafeSourceError(ValueError):
@@ -150,8 +155,16 @@ class PublishedItemReader(STACReader):
         return self.input
 
     def __attrs_post_init__(self) -> None:
+        """rio-tiler's STACReader over the item, with the zoom range of its grid computed once per item and
+        TileMatrixSet (STACReader reprojects the grid for it whenever a reader is made: every tile request)."""
         self.item = self.published.stac
+        tms_id = self.tms.id if self.minzoom is None and self.maxzoom is None else None
+        known = self.published.known_zoom_range(tms_id) if tms_id else None
+        if known is not None:
+            self.minzoom, self.maxzoom = known
         super().__attrs_post_init__()  # type: ignore[no-untyped-call]
+        if tms_id and known is None and self.minzoom is not None and self.maxzoom is not None:
+            self.published.remember_zoom_range(tms_id, (self.minzoom, self.maxzoom))
 
     def get_asset_list(self) -> list[str]:
         """The COG assets that passed the publication checks."""

@@ -11,9 +11,9 @@ render links) can call them with query parameters only.
 
 import json
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Annotated, Any, NamedTuple, cast
+from typing import Annotated, Any, NamedTuple, TypeVar, cast
 from urllib.parse import urlencode
 
 from attrs import define
@@ -38,6 +38,7 @@ from titiler.extensions.render import RenderItemList, RenderItemWithLinks, _adap
 RAW_FORMATS = frozenset({"npy", "tif", "pngraw"})
 """Output formats that carry data values: no colormap or rescale by default."""
 _BAND = re.compile(r"b(\d+)")
+T = TypeVar("T")
 QUERY_KEYS = ("assets", "expression", "rescale", "nodata", "colormap_name", "colormap", "color_formula", "resampling")
 
 
@@ -191,24 +192,33 @@ def is_visual(request: Request) -> bool:
 
 
 class DefaultDependencies(NamedTuple):
-    """titiler dependencies that fall back to a render (see :func:`default_dependencies`)."""
+    """titiler dependencies that fall back to a render (see :func:`default_dependencies`).
 
-    layer: Callable[..., LayerParams]
-    dataset: Callable[..., DatasetParams]
-    colormap: Callable[..., ColorMapType | None]
-    rendering: Callable[..., ImageRenderingParams]
-    search: Callable[..., SearchOptions]
+    They only combine values, so they are coroutines: FastAPI calls them in the event loop instead of handing
+    each to its thread pool (a round trip per dependency and request).
+    """
+
+    layer: Callable[..., Awaitable[LayerParams]]
+    dataset: Callable[..., Awaitable[DatasetParams]]
+    colormap: Callable[..., Awaitable[ColorMapType | None]]
+    rendering: Callable[..., Awaitable[ImageRenderingParams]]
+    search: Callable[..., Awaitable[SearchOptions]]
 
 
-def as_dependency(function: Callable[..., DefaultDependency]) -> type[DefaultDependency]:
+def awaited(function: Callable[..., Awaitable[T]]) -> Callable[..., T]:
+    """A coroutine dependency, typed as the plain callable titiler's factories declare (FastAPI awaits it)."""
+    return cast(Callable[..., T], function)
+
+
+def as_dependency(function: Callable[..., Awaitable[DefaultDependency]]) -> type[DefaultDependency]:
     """A function returning the parameters, where titiler's factories type a parameters class (both are called)."""
     return cast(type[DefaultDependency], function)
 
 
-def default_dependencies(source: Callable[..., RenderDefaults]) -> DefaultDependencies:
+def default_dependencies(source: Callable[..., RenderDefaults | Awaitable[RenderDefaults]]) -> DefaultDependencies:
     """Layer, dataset, colormap, rendering and search dependencies falling back to ``source``'s defaults."""
 
-    def layer(
+    async def layer(
         params: Annotated[LayerParams | None, Depends(LayerParams)] = None,
         render: Annotated[RenderDefaults | None, Depends(source)] = None,
     ) -> LayerParams:
@@ -223,7 +233,7 @@ def default_dependencies(source: Callable[..., RenderDefaults]) -> DefaultDepend
             expression=params.expression or (None if options else render.expression),
         )
 
-    def dataset(
+    async def dataset(
         params: Annotated[DatasetParams | None, Depends(DatasetParams)] = None,
         render: Annotated[RenderDefaults | None, Depends(source)] = None,
     ) -> DatasetParams:
@@ -232,7 +242,7 @@ def default_dependencies(source: Callable[..., RenderDefaults]) -> DefaultDepend
             return params
         return replace(params, nodata=render.nodata)
 
-    def colormap(
+    async def colormap(
         explicit: Annotated[ColorMapType | None, Depends(ColorMapParams)] = None,
         render: Annotated[RenderDefaults | None, Depends(source)] = None,
     ) -> ColorMapType | None:
@@ -243,7 +253,7 @@ def default_dependencies(source: Callable[..., RenderDefaults]) -> DefaultDepend
         except InvalidColorMapName:
             return None
 
-    def rendering(
+    async def rendering(
         params: Annotated[ImageRenderingParams | None, Depends(ImageRenderingParams)] = None,
         render: Annotated[RenderDefaults | None, Depends(source)] = None,
     ) -> ImageRenderingParams:
@@ -252,7 +262,7 @@ def default_dependencies(source: Callable[..., RenderDefaults]) -> DefaultDepend
             return params
         return replace(params, rescale=list(render.rescale))
 
-    def search(layer_params: Annotated[LayerParams | None, Depends(layer)] = None) -> SearchOptions:
+    async def search(layer_params: Annotated[LayerParams | None, Depends(layer)] = None) -> SearchOptions:
         assets = layer_params.assets if layer_params else None
         return SearchOptions(assets=asset_names(assets) if assets else None)
 
