@@ -53,7 +53,7 @@ screenshots: publish web
 	$(BIN)/python -m services.viewer.screenshots --root public --out docs/screenshots
 
 # Benchmarks (loopback only, every run bounded): figures next to their references, rich tables on the console,
-# benchmarks/results.md + PNG scale plots. About an hour on 2 cores (BENCH_SEARCH_SIZES=10k,100k: about 30 min).
+# benchmarks/results.md + PNG scale plots. About 45 min on 2 cores (BENCH_SEARCH_SIZES=10k,100k: about 25 min).
 BENCH_RESULTS ?= benchmarks/results.json
 BENCH_SEARCH_SIZES ?= 10k,100k,1m
 BENCH_LOAD_SECONDS ?= 300

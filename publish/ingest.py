@@ -91,14 +91,21 @@ def is_relative_href(href: str) -> bool:
     return not href.startswith("/") and URI_SCHEME.match(href) is None
 
 
-def root_relative(href: str, base: str, where: str) -> str:
-    """``href`` written relative to ``base`` (a folder relative to ROOT) made relative to ROOT."""
+def root_relative(href: str, base: str) -> str | None:
+    """``href`` written relative to ``base`` (a folder relative to ROOT, ``.`` for ROOT) made relative to ROOT;
+    None when it points outside ROOT."""
     if not is_relative_href(href):
         return href
-    joined = posixpath.normpath(posixpath.join(base, href))
-    if joined == ".." or joined.startswith("../"):
-        raise IngestError(f"{where}: href {href!r} points outside the publication root")
-    return joined
+    joined = posixpath.normpath(href if base == "." else posixpath.join(base, href))
+    return None if joined == ".." or joined.startswith("../") else joined
+
+
+def _rebased(href: str, base: str, where: str, what: str, *names: object) -> str:
+    """:func:`root_relative` or an error naming ``where`` and ``what`` (formatted with ``names`` only then)."""
+    relative = root_relative(href, base)
+    if relative is None:
+        raise IngestError(f"{where}: {what.format(*names)}: href {href!r} points outside the publication root")
+    return relative
 
 
 def _rebase(obj: dict[str, Any], base: str, where: str) -> dict[str, Any]:
@@ -110,10 +117,10 @@ def _rebase(obj: dict[str, Any], base: str, where: str) -> dict[str, Any]:
         for key, asset in assets.items():
             if not isinstance(asset, dict) or not isinstance(asset.get("href"), str):
                 raise IngestError(f"{where}: asset {key!r} has no href")
-            asset["href"] = root_relative(asset["href"], base, f"{where}: asset {key!r}")
+            asset["href"] = _rebased(asset["href"], base, where, "asset {!r}", key)
             for name, alternate in (asset.get("alternate") or {}).items():
                 if isinstance(alternate, dict) and isinstance(alternate.get("href"), str):
-                    alternate["href"] = root_relative(alternate["href"], base, f"{where}: asset {key!r} ({name})")
+                    alternate["href"] = _rebased(alternate["href"], base, where, "asset {!r} ({})", key, name)
     links = obj.get("links") or []
     if not isinstance(links, list):
         raise IngestError(f"{where}: 'links' must be a list")
@@ -123,7 +130,7 @@ def _rebase(obj: dict[str, Any], base: str, where: str) -> dict[str, Any]:
             raise IngestError(f"{where}: a link has no href")
         if link.get("rel") in STRUCTURAL_RELS:
             continue
-        kept.append({**link, "href": root_relative(link["href"], base, f"{where}: link {link.get('rel')!r}")})
+        kept.append({**link, "href": _rebased(link["href"], base, where, "link {!r}", link.get("rel"))})
     obj["links"] = kept
     return obj
 
@@ -266,16 +273,8 @@ def _items_source(collection_dir: Path, source: Source) -> Path | None:
     return collection_dir if has_static else None
 
 
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
+JSON_TYPES: dict[type, str] = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array"}
+"""JSON type of a parsed value's Python type (anything else: object)."""
 
 
 class _Tally:
@@ -285,21 +284,25 @@ class _Tally:
     def __init__(self, where: str) -> None:
         self.where = where
         self.ids: set[str] = set()
-        self.types: dict[str, set[str]] = {}
+        self.seen: set[tuple[str, type]] = set()
+        """(property name, Python type of a value) pairs."""
 
     def __call__(self, items: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         for item in items:
             if item["id"] in self.ids:
                 raise IngestError(f"{self.where}: item id {item['id']!r} appears twice")
             self.ids.add(item["id"])
-            for name, value in item["properties"].items():
-                if value is not None:
-                    self.types.setdefault(name, set()).add(_json_type(value))
+            properties = item["properties"]
+            self.seen.update(zip(properties, map(type, properties.values()), strict=True))
             yield item
 
     def queryables(self) -> dict[str, dict[str, Any]]:
         """JSON Schema of each property seen: its type when the values agree (integers and numbers: number)."""
-        return {name: queryable_definition(name, kinds) for name, kinds in sorted(self.types.items())}
+        types: dict[str, set[str]] = {}
+        for name, kind in self.seen:
+            if kind is not type(None):
+                types.setdefault(name, set()).add(JSON_TYPES.get(kind, "object"))
+        return {name: queryable_definition(name, kinds) for name, kinds in sorted(types.items())}
 
 
 def queryable_definition(name: str, kinds: Collection[str]) -> dict[str, Any]:
