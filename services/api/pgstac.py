@@ -507,12 +507,14 @@ async def fetch_queryables(request: Request, collections: Sequence[str] | None) 
 
 
 async def collections_with_items(request: Request, ids: Sequence[str]) -> set[str]:
-    """Those of ``ids`` that have at least one item."""
-    if not ids:
-        return set()
-    sql = "SELECT c FROM unnest($1::text[]) AS c WHERE EXISTS (SELECT 1 FROM items WHERE collection = c)"
+    """Those of ``ids`` that have at least one item.
+
+    One query per id: with the collection as a query parameter PostgreSQL prunes the other item partitions
+    (pgstac partitions by collection); joined with a list of ids it scanned every item (70 ms at 100k items).
+    """
+    sql = "SELECT EXISTS (SELECT 1 FROM items WHERE collection = $1)"
     async with request.app.state.get_connection(request, "r") as conn:
-        return {row[0] for row in await conn.fetch(sql, list(ids))}
+        return {cid for cid in dict.fromkeys(ids) if await conn.fetchval(sql, cid)}
 
 
 async def collection_renders(request: Request, ids: Collection[str]) -> dict[str, Any]:
