@@ -1,7 +1,7 @@
 """Item search figures: the embedded DuckDB API vs the pgstac API, and each API vs its engine called in-process.
 
 For each size (synthetic monthly glacier-velocity items over High Mountain Asia, ``benchmarks.synthetic``:
-stac-geoparquet, zstd, 65,536-row groups sorted by datetime) and each typical query
+publish's stac-geoparquet layout sorted by datetime) and each typical query
 
 * ``bbox+datetime``  a 3x3 degree box and one year, 50 items
 * ``cql2 filter``    ``ncdc:mean_velocity > v AND platform = 'sentinel-2'`` (cql2-text; cql2-json for pgstac), 50 items

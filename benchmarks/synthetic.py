@@ -1,8 +1,9 @@
 """Synthetic monthly glacier-velocity items over High Mountain Asia, as a stac-geoparquet publication.
 
-One collection; ``n`` items = glaciers x months from 2013-01, generated month by month (so the file is sorted by
-datetime) and streamed through stac-geoparquet in 65,536-item chunks: one row group per chunk, never all items
-in memory. Glacier outlines are irregular 16-vertex polygons of 0.05-0.4 degrees scattered over 70-100 E,
+One collection; ``n`` items = glaciers x months from 2013-01, generated month by month, newest first, and
+streamed through stac-geoparquet in 65,536-item chunks into the layout ``publish`` writes
+(``publish.pipeline.write_items_parquet``: row groups of ``ROW_GROUP`` items, a Bloom filter on ``id``), never all
+items in memory. Glacier outlines are irregular 16-vertex polygons of 0.05-0.4 degrees scattered over 70-100 E,
 27-45 N; each item has the properties and assets of a monthly velocity mosaic (mean/max velocity, platform, gsd,
 projection, start/end of the month, COG assets, a thumbnail). Values are random with a fixed seed: the same
 ``n`` gives the same publication.
@@ -20,10 +21,13 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
-from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
+from stac_geoparquet.arrow import parse_stac_items_to_arrow
+
+from publish.pipeline import write_items_parquet
 
 COLLECTION = "hma-glacier-velocity-synthetic"
-ROW_GROUP = 65_536
+PARSE_CHUNK = 65_536
+"""Items parsed into Arrow at a time (the file's row groups are those of ``publish``: ``write_items_parquet``)."""
 FIRST_MONTH = datetime(2013, 1, 1, tzinfo=UTC)
 MONTHS = 12 * 12
 """2013-01 .. 2024-12"""
@@ -135,12 +139,13 @@ def _item(glacier: Glacier, month: int, draws: tuple[float, float, int, int, int
 
 
 def iter_items(n: int, seed: int = 20240601) -> Iterator[dict[str, Any]]:
-    """``n`` items, month by month (sorted by datetime), glaciers in order within a month."""
+    """``n`` items (the first ``n`` of glaciers x months from 2013-01), newest month first as ``publish`` orders
+    them, glaciers in order within a month; each month's values are drawn from its own seed."""
     glaciers = _glaciers(glacier_count(n), np.random.default_rng(seed))
-    rng = np.random.default_rng(seed + 1)
-    produced = 0
-    for month in range(MONTHS):
-        count = len(glaciers)
+    months = math.ceil(n / len(glaciers))
+    for month in reversed(range(months)):
+        count = min(len(glaciers), n - month * len(glaciers))
+        rng = np.random.default_rng((seed + 1, month))
         draws = zip(
             rng.uniform(0.85, 1.15, count).tolist(),
             rng.uniform(2.0, 4.0, count).tolist(),
@@ -149,11 +154,8 @@ def iter_items(n: int, seed: int = 20240601) -> Iterator[dict[str, Any]]:
             rng.integers(200, 1500, count).tolist(),
             strict=True,
         )
-        for glacier, drawn in zip(glaciers, draws, strict=True):
-            if produced == n:
-                return
+        for glacier, drawn in zip(glaciers[:count], draws, strict=True):
             yield _item(glacier, month, drawn)
-            produced += 1
 
 
 def glacier_count(n: int) -> int:
@@ -181,15 +183,15 @@ def collection_document(n: int) -> dict[str, Any]:
 
 
 def write_publication(root: Path, n: int) -> SyntheticPublication:
-    """``root/<collection>/collection.json`` + ``items.parquet`` (zstd, 65,536-row groups sorted by datetime)."""
+    """``root/<collection>/collection.json`` + ``items.parquet`` newest first, in publish's layout."""
     folder = root / COLLECTION
     folder.mkdir(parents=True, exist_ok=True)
     document = collection_document(n)
     (folder / "collection.json").write_text(json.dumps(document, indent=1), "utf-8")
     # every item has the same fields: the schema of the first chunk fits all (one pass, no inference pass)
-    reader = parse_stac_items_to_arrow(iter_items(n), chunk_size=ROW_GROUP, schema="FirstBatch")
+    reader = parse_stac_items_to_arrow(iter_items(n), chunk_size=PARSE_CHUNK, schema="FirstBatch")
     parquet = folder / "items.parquet"
-    to_parquet(reader, parquet, collections={COLLECTION: document}, compression="zstd")
+    write_items_parquet(reader, parquet, {COLLECTION: document})
     metadata = pq.ParquetFile(parquet).metadata
     return SyntheticPublication(
         root=root,

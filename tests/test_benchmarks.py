@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -12,6 +14,7 @@ from benchmarks.load_test import MIX, Request, RssSeries, schedule
 from benchmarks.plots import draw_all
 from benchmarks.results import Point, Results, Row, Target, main, markdown, print_rows, record
 from benchmarks.search import parse_size
+from benchmarks.synthetic import FIRST_MONTH, write_publication
 
 ROWS = [
     Row("publish", "COG 6000x6000", 11.0, "s", "gdal_translate -of COG", 10.0, Target(1.1)),
@@ -85,3 +88,14 @@ def test_rss_levels_are_medians_and_second_half_growth() -> None:
     rss = RssSeries(samples, window=30)
     assert rss.start == 400 and rss.middle == pytest.approx(400.0, abs=1) and rss.peak == 900
     assert rss.end == pytest.approx(413.6, abs=1) and rss.slope() == pytest.approx(6.0, rel=0.2)  # MB per minute
+
+
+def test_synthetic_publication_is_in_publish_order(tmp_path: Path) -> None:
+    publication = write_publication(tmp_path, 300)
+    table = pq.read_table(publication.parquet, columns=["id", "datetime"])
+    assert publication.items == table.num_rows == 300
+    assert len(set(table.column("id").to_pylist())) == 300
+    times, ids = table.column("datetime").to_pylist(), table.column("id").to_pylist()
+    keys = [(-moment.timestamp(), item_id) for moment, item_id in zip(times, ids, strict=True)]
+    assert keys == sorted(keys), "newest first, then by id: the API's default order"
+    assert table.column("datetime")[-1].as_py() == FIRST_MONTH + timedelta(days=14), "the oldest month is the first"

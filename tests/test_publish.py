@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import geopandas as gpd
 import numpy as np
 import pyarrow.parquet as pq
@@ -143,10 +144,18 @@ def test_stac_geoparquet_holds_every_item(publication: Publication) -> None:
     collection_dir = publication.collection_dir("gangrigab-velocity")
     table = pq.read_table(collection_dir / "items.parquet")
     items = list(stac_geoparquet.arrow.stac_table_to_items(table))
-    assert sorted(i["id"] for i in items) == [f"2023-{m:02d}" for m in range(1, 13)]
+    assert [i["id"] for i in items] == [f"2023-{m:02d}" for m in range(12, 0, -1)], "newest first"
     href = items[0]["assets"]["velocity"]["href"]
     assert href == f"{collection_dir.name}/{items[0]['id']}/velocity.tif", "hrefs relative to the root"
     assert (publication.root / href).exists()
+
+
+def test_items_parquet_bloom_filter_rules_out_row_groups_by_id(publication: Publication) -> None:
+    parquet = publication.collection_dir("gangrigab-velocity") / "items.parquet"
+    with duckdb.connect() as connection:
+        probe = "SELECT bloom_filter_excludes FROM parquet_bloom_probe(?, 'id', ?)"
+        assert connection.execute(probe, [str(parquet), "2023-05"]).fetchall() == [(False,)]
+        assert connection.execute(probe, [str(parquet), "1999-01"]).fetchall() == [(True,)], "absent id ruled out"
 
 
 def test_collection_has_render_item_assets_and_synthetic_label(publication: Publication) -> None:

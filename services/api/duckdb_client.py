@@ -116,12 +116,12 @@ class DuckDBClient(BaseCoreClient):
         add_web_map_links(document, raster_base_url(request))
         return cast(dict[str, Any], drop_nulls(document))
 
-    def _item(self, item: dict[str, Any], request: Request, own: frozenset[str] | None) -> dict[str, Any]:
-        base, files = api_base_url(request), files_base(request)
+    @staticmethod
+    def _item(item: dict[str, Any], base: str, files: str, own: frozenset[str] | None) -> dict[str, Any]:
+        """An item of :func:`iter_items` (nulls dropped already) with the API's links and absolute hrefs."""
         properties = item.get("properties") or {}
-        item["properties"] = {
-            k: v for k, v in properties.items() if (v is not None or k == "datetime") and (own is None or k in own)
-        }
+        item["properties"] = {k: v for k, v in properties.items() if own is None or k in own}
+        item["properties"].setdefault("datetime", None)
         if isinstance(item.get("assets"), dict):
             absolute_assets(item["assets"], files)
         collection, item_id = str(item.get("collection", "")), str(item.get("id", ""))
@@ -140,18 +140,17 @@ class DuckDBClient(BaseCoreClient):
         ]
         item.setdefault("type", "Feature")
         item["stac_version"] = item.get("stac_version") or STAC_VERSION
-        cleaned = drop_nulls(item)
-        cleaned["properties"].setdefault("datetime", None)
-        return cast(dict[str, Any], cleaned)
+        return item
 
     def _features(self, page: Page, request: Request, include: frozenset[str], exclude: frozenset[str]) -> list[Any]:
         if page.table.num_rows == 0:
             return []
         features = []
         collections, raster = store_of(request).collections, raster_base_url(request)
+        base, files = api_base_url(request), files_base(request)
         for item in iter_items(page.table):
             own = page.columns.get(str(item.get("collection")))
-            feature = filter_fields(self._item(item, request, own), set(include), set(exclude))
+            feature = filter_fields(self._item(item, base, files, own), set(include), set(exclude))
             entry = collections.get(str(item.get("collection")))
             add_web_map_links(feature, raster, entry.document.get("renders") if entry else None)
             features.append(feature)

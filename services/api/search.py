@@ -36,8 +36,6 @@ TOP_LEVEL = frozenset({"id", "collection", "geometry", "bbox", "type", "stac_ver
 ALWAYS_SELECTED = ("type", "stac_version", "stac_extensions", "id", "collection", "geometry", "bbox", "links")
 NOT_SORTABLE = ("STRUCT", "MAP", "[", "GEOMETRY", "BLOB", "UNION")
 TIE_BREAKERS = (("collection", False), ("id", False))
-LATE_MATERIALIZATION = 50
-"""Pages larger than this are sorted on their keys first and read in full afterwards."""
 USER_ERRORS = (
     duckdb.BinderException,
     duckdb.ConversionException,
@@ -319,10 +317,7 @@ class Search:
             refs = [self.values.add(v) if v is not None else None for v in after]
             for branch in branches:
                 self._after(branch, refs)
-        late = p.limit > LATE_MATERIALIZATION
-        union = " UNION ALL BY NAME ".join(
-            self._select(b, ("collection", "id") if late else self._selected(b.entry)) for b in branches
-        )
+        union = " UNION ALL BY NAME ".join(self._select(b, self._selected(b.entry)) for b in branches)
         sql = f"SELECT * FROM ({union}) ORDER BY {self._order_by()} LIMIT {int(p.limit) + 1}"
         table = self._execute(cursor, sql, self.values.values)
         next_token = None
@@ -331,33 +326,8 @@ class Search:
             last = [table.column(_sort_alias(i))[p.limit - 1].as_py() for i in range(len(self.sort))]
             next_token = encode_token(last, self.sort, matched)
         table = table.drop_columns([_sort_alias(i) for i in range(len(self.sort))])
-        if late:
-            table = self._materialize(cursor, table)
         columns = {e.id: frozenset(e.columns) for e in self.entries}
         return Page(table=table, next_token=next_token, matched=matched, columns=columns)
-
-    def _materialize(self, cursor: duckdb.DuckDBPyConnection, keys: pa.Table) -> pa.Table:
-        """Full rows of a page found with its sort keys only (sorting narrow rows is much cheaper)."""
-        order = list(zip(keys.column("collection").to_pylist(), keys.column("id").to_pylist(), strict=True))
-        wanted: dict[str, list[str]] = {}
-        for collection, item_id in order:
-            wanted.setdefault(collection, []).append(item_id)
-        by_id = {e.id: e for e in self.entries}
-        params, parts = Params(), []
-        for collection, item_ids in wanted.items():
-            entry = by_id[collection]
-            columns = ", ".join(map(quote_ident, self._selected(entry)))
-            parts.append(f"SELECT {columns} FROM {entry.view} WHERE id IN (SELECT unnest({params.add(item_ids)}))")
-        if not parts:
-            return keys
-        table = self._execute(cursor, " UNION ALL BY NAME ".join(parts), params.values)
-        position = {
-            key: row
-            for row, key in enumerate(
-                zip(table.column("collection").to_pylist(), table.column("id").to_pylist(), strict=True)
-            )
-        }
-        return table.take([position[key] for key in order if key in position])
 
     @staticmethod
     def _execute(cursor: duckdb.DuckDBPyConnection, sql: str, values: Sequence[Any]) -> pa.Table:

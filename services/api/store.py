@@ -26,6 +26,9 @@ from services.api.cql2_sql import quote_ident
 
 log = logging.getLogger(__name__)
 
+LATE_MATERIALIZATION_ROWS = 10_001
+"""Pages (``LIMIT``) up to this many rows are sorted on their keys alone and read in full afterwards (DuckDB's
+late materialization; its default, 50, misses a 50-item page and its look-ahead row)."""
 ZH = "zh-Hans"
 I18N_FIELD = "ncdc:i18n"
 
@@ -153,6 +156,7 @@ class DuckDBStore:
                 for setting in (
                     "SET GLOBAL TimeZone = 'UTC'",
                     "SET GLOBAL parquet_metadata_cache = true",
+                    f"SET GLOBAL late_materialization_max_rows = {LATE_MATERIALIZATION_ROWS}",
                     "SET GLOBAL autoinstall_known_extensions = false",
                     "SET GLOBAL autoload_known_extensions = false",
                 ):
