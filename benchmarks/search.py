@@ -178,12 +178,14 @@ class HttpMode:
 
 
 class DuckDBMode:
-    """``services.api.search.Search`` on the publication's DuckDB store; one cursor per thread."""
+    """``services.api.search.Search`` on the publication's DuckDB store, set up as the API's (same settings: a
+    collection within ``NCDC_STAC_DUCKDB_RESIDENT_ITEMS`` is resident in both); one cursor per thread."""
 
     def __init__(self, root: Path, ids: Ids) -> None:
+        from ncdc_stac.settings import Settings
         from services.api.store import DuckDBStore
 
-        self.store = DuckDBStore.open(root)
+        self.store = DuckDBStore.from_settings(Settings(root=root, backend="duckdb"))
         self.entry = self.store.collections[COLLECTION]
         self.ids = ids
         self.cursors: Pool[Any] = Pool(self.store.cursor, lambda cursor: cursor.close())
@@ -467,6 +469,8 @@ def bench_size(n: int, work: Path, options: Options, with_pgstac: bool, failures
         finally:
             api.close()
     duckdb = DuckDBMode(publication.root, ids)
+    where = "resident in DuckDB's memory" if duckdb.entry.resident else "read from items.parquet"
+    print(f"  embedded backend: the items are {where} (NCDC_STAC_DUCKDB_RESIDENT_ITEMS)", flush=True)
     try:
         run_mode("DuckDB", duckdb, options, results, failures)
     finally:

@@ -159,6 +159,9 @@ class Settings(BaseSettings):
     ``GDAL_CACHEMAX`` environment variable wins."""
     duckdb_memory_limit: ByteSize = Field(default=ByteSize(2**30), ge=16 * 2**20)
     """DuckDB's buffer pool (``memory_limit``; bytes, or ``1GiB``); DuckDB's own default is 80% of RAM."""
+    duckdb_resident_items: int = Field(default=100_000, ge=0)
+    """Items of the smallest collections the embedded backend holds decoded in DuckDB's buffer pool (a few KiB
+    each), read at start-up, instead of decoding items.parquet at each query; 0: every query reads the files."""
     request_threads: int = Field(default=8, ge=1, le=256)
     """Blocking request handlers (tiles, searches) run at once in the thread pool; the others wait for a thread.
     Each holds its buffers while it runs, so this bounds the memory under a burst (anyio's default: 40)."""

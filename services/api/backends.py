@@ -88,7 +88,7 @@ class Backend:
 
 def duckdb_backend(settings: Settings) -> Backend:
     """Embedded backend: DuckDB over the stac-geoparquet files of ``settings.root``."""
-    store = DuckDBStore.open(settings.publication_root(), int(settings.duckdb_memory_limit))
+    store = DuckDBStore.from_settings(settings)
     filters = DuckDBFiltersClient()
 
     @asynccontextmanager

@@ -13,19 +13,24 @@ import json
 import logging
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from ncdc_stac.storage import Root, open_root
 from services.api.cql2_sql import quote_ident
 
+if TYPE_CHECKING:
+    from ncdc_stac.settings import Settings
+
 log = logging.getLogger(__name__)
 
+RESIDENT_SCHEMA = "resident"
+"""Name prefix of the tables holding resident collections' items."""
 LATE_MATERIALIZATION_ROWS = 10_001
 """Pages (``LIMIT``) up to this many rows are sorted on their keys alone and read in full afterwards (DuckDB's
 late materialization; its default, 50, misses a 50-item page and its look-ahead row)."""
@@ -101,6 +106,8 @@ class CollectionEntry:
     count: int
     text: str
     """Case-folded searchable text (see :func:`search_text`)."""
+    resident: bool = False
+    """Whether the items are held decoded in DuckDB's memory (:meth:`DuckDBStore.reload`), not read from files."""
     complete: frozenset[str] = frozenset()
     """Facts about every item that let searches use plain, prunable columns: ``datetime`` (no item lacks it),
     ``ranges`` (every item has start/end_datetime, and its datetime, if any, lies between them)."""
@@ -127,20 +134,27 @@ class CollectionEntry:
 class DuckDBStore:
     """The DuckDB connection and the collections of one publication root."""
 
-    def __init__(self, root: Root | Path | str, memory_limit: int | None = None) -> None:
+    def __init__(self, root: Root | Path | str, memory_limit: int | None = None, resident_items: int = 0) -> None:
         self.root = open_root(root)
         self.memory_limit = memory_limit
         """Bytes of DuckDB's buffer pool (``memory_limit``); none: DuckDB's default, 80% of RAM."""
+        self.resident_items = resident_items
+        """Items of the smallest collections held decoded in DuckDB's memory (see :meth:`reload`)."""
         self.collections: Mapping[str, CollectionEntry] = MappingProxyType({})
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, root: Root | Path | str, memory_limit: int | None = None) -> DuckDBStore:
+    def open(cls, root: Root | Path | str, memory_limit: int | None = None, resident_items: int = 0) -> DuckDBStore:
         """Connect an in-memory database, load spatial and read the publication."""
-        store = cls(root, memory_limit)
+        store = cls(root, memory_limit, resident_items)
         store.connect()
         return store
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DuckDBStore:
+        """:meth:`open` the publication of ``settings`` within its DuckDB bounds."""
+        return cls.open(settings.publication_root(), int(settings.duckdb_memory_limit), settings.duckdb_resident_items)
 
     def connect(self) -> None:
         """Open the database (again, after :meth:`close`) and read the publication."""
@@ -191,7 +205,12 @@ class DuckDBStore:
                 self._connection = None
 
     def reload(self) -> None:
-        """(Re)read collection.json files and (re)create the item views; swaps the collections atomically."""
+        """(Re)read collection.json files and (re)create the item views; swaps the collections atomically.
+
+        A view reads its items.parquet at each query, decoding whole column chunks even for one row. The smallest
+        collections, up to :attr:`resident_items` items in all, are decoded once into tables of DuckDB's own
+        (in its buffer pool) and their views read those instead: the same rows, several times faster.
+        """
         with self._lock:
             entries: dict[str, CollectionEntry] = {}
             cursor = self.cursor()
@@ -205,8 +224,29 @@ class DuckDBStore:
                     log.error("skipping %s/collection.json: duplicate collection id %r", folder, entry.id)
                     continue
                 entries[entry.id] = entry
+            self._make_resident(cursor, entries)
             self.collections = MappingProxyType(entries)
             log.info("publication %s: %d collections", self.root, len(entries))
+
+    def _make_resident(self, cursor: duckdb.DuckDBPyConnection, entries: dict[str, CollectionEntry]) -> None:
+        """Point the views of the smallest collections at resident tables; drop the tables no view uses."""
+        budget, kept = self.resident_items, set()
+        for entry in sorted((e for e in entries.values() if e.view), key=lambda e: (e.count, e.id)):
+            if entry.count > budget:
+                break
+            table = quote_ident(f"{RESIDENT_SCHEMA}/{entry.folder}")
+            try:
+                cursor.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {entry.view}")
+                cursor.execute(f"CREATE OR REPLACE VIEW {entry.view} AS SELECT * FROM {table}")
+            except duckdb.Error as err:  # e.g. out of memory: the view keeps reading the file
+                log.warning("collection %s is read from its files: %s", entry.id, err)
+                continue
+            budget -= entry.count
+            kept.add(f"{RESIDENT_SCHEMA}/{entry.folder}")
+            entries[entry.id] = replace(entry, resident=True)
+        for (name,) in cursor.execute("SELECT table_name FROM duckdb_tables()").fetchall():
+            if name.startswith(f"{RESIDENT_SCHEMA}/") and name not in kept:
+                cursor.execute(f"DROP TABLE {quote_ident(name)}")
 
     def _load(self, cursor: duckdb.DuckDBPyConnection, folder: str, view_name: str) -> CollectionEntry:
         document = json.loads(self.root.read(f"{folder}/collection.json").decode("utf-8"))

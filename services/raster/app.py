@@ -229,9 +229,7 @@ def create_raster_app(
     layers, render and time-step links, vector TileJSON), e.g. ``services.access.signing.SIGNED_PARAMETERS``.
     """
     owned = store is None
-    store = (
-        store if store is not None else DuckDBStore.open(settings.publication_root(), int(settings.duckdb_memory_limit))
-    )
+    store = store if store is not None else DuckDBStore.from_settings(settings)
     publication = Publication(store.root)
     index = INDEXES[settings.backend](settings, store)
 

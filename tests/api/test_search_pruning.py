@@ -94,3 +94,22 @@ def test_census_and_pruned_forms_agree(store: tuple[DuckDBStore, set[str]]) -> N
             assert _ids(db, entry, interval=interval, sortby=sortby) == expected, (interval, sortby)
     walk = _ids(db, entry)
     assert walk == _ids(db, general) and len(walk) == len(set(walk)) == 60
+
+
+@pytest.mark.parametrize("budget", [60, 59])
+def test_resident_collection_answers_like_its_files(tmp_path: Path, budget: int) -> None:
+    _publish(tmp_path, "null")
+    files, resident = DuckDBStore.open(tmp_path), DuckDBStore.open(tmp_path, resident_items=budget)
+    try:
+        assert files.collections["c"].resident is False
+        assert resident.collections["c"].resident is (budget >= 60), "resident only within the item budget"
+        with resident.cursor() as cursor:
+            tables = cursor.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        assert tables == ([("resident/c",)] if budget >= 60 else [])
+        interval = (START + timedelta(days=33), START + timedelta(days=71))
+        for params in ({}, {"interval": interval}, {"sortby": [("id", True)]}, {"ids": ["item-007", "item-008"]}):
+            expected = _ids(files, files.collections["c"], **params)
+            assert _ids(resident, resident.collections["c"], **params) == expected, params
+    finally:
+        files.close()
+        resident.close()
