@@ -84,7 +84,7 @@ PARSE_CHUNK = 128
 """Items parsed from JSON into Arrow at a time when writing items.parquet (the client's Python objects)."""
 COLLECT_EVERY = 100
 """Items between two garbage collections on the client (pystac items are reference cycles)."""
-ROW_GROUP = 32_768
+ROW_GROUP = 16_384
 """Items per row group of items.parquet (gathered as Arrow batches): the unit a search's filters skip."""
 ID_BLOOM_FPP = 0.01
 """False-positive rate of the per-row-group Bloom filter on ``id`` (an id lookup reads ~1 row group)."""
