@@ -771,15 +771,19 @@ def write_items_parquet(
 
 
 def _row_groups(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
-    """The batches gathered into batches of ``rows`` rows (one row group each; the last may be smaller)."""
+    """The batches cut and gathered into batches of ``rows`` rows (one row group each; the last may be smaller)."""
     gathered: list[pa.RecordBatch] = []
     count = 0
     for batch in batches:
-        gathered.append(batch)
-        count += batch.num_rows
-        if count >= rows:
-            yield pa.concat_batches(gathered)
-            gathered, count = [], 0
+        offset = 0
+        while offset < batch.num_rows:
+            taken = batch.slice(offset, rows - count)
+            gathered.append(taken)
+            count += taken.num_rows
+            offset += taken.num_rows
+            if count == rows:
+                yield pa.concat_batches(gathered)
+                gathered, count = [], 0
     if gathered:
         yield pa.concat_batches(gathered)
 

@@ -15,6 +15,7 @@ from benchmarks.plots import draw_all
 from benchmarks.results import Point, Results, Row, Target, main, markdown, print_rows, record
 from benchmarks.search import parse_size
 from benchmarks.synthetic import FIRST_MONTH, write_publication
+from publish import pipeline
 
 ROWS = [
     Row("publish", "COG 6000x6000", 11.0, "s", "gdal_translate -of COG", 10.0, Target(1.1)),
@@ -90,8 +91,11 @@ def test_rss_levels_are_medians_and_second_half_growth() -> None:
     assert rss.end == pytest.approx(413.6, abs=1) and rss.slope() == pytest.approx(6.0, rel=0.2)  # MB per minute
 
 
-def test_synthetic_publication_is_in_publish_order(tmp_path: Path) -> None:
+def test_synthetic_publication_is_in_publish_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline, "ROW_GROUP", 128)  # publish's row groups, smaller than the parse chunks
     publication = write_publication(tmp_path, 300)
+    metadata = pq.ParquetFile(publication.parquet).metadata
+    assert [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)] == [128, 128, 44]
     table = pq.read_table(publication.parquet, columns=["id", "datetime"])
     assert publication.items == table.num_rows == 300
     assert len(set(table.column("id").to_pylist())) == 300
