@@ -158,6 +158,14 @@ def test_items_parquet_bloom_filter_rules_out_row_groups_by_id(publication: Publ
         assert connection.execute(probe, [str(parquet), "1999-01"]).fetchall() == [(True,)], "absent id ruled out"
 
 
+def test_items_parquet_geometry_is_lz4_and_the_rest_zstd(publication: Publication) -> None:
+    metadata = pq.read_metadata(publication.collection_dir("gangrigab-velocity") / "items.parquet")
+    group = metadata.row_group(0)
+    codecs = {group.column(i).path_in_schema: group.column(i).compression for i in range(group.num_columns)}
+    assert codecs.pop("geometry") == "LZ4"
+    assert {"id", "assets.velocity.href", "datetime"} <= set(codecs) and set(codecs.values()) == {"ZSTD"}
+
+
 def test_collection_has_render_item_assets_and_synthetic_label(publication: Publication) -> None:
     collection = load(publication.collection_dir("gangrigab-velocity") / "collection.json")
     assert collection["renders"]["velocity"]["colormap_name"] == "viridis"
