@@ -42,6 +42,9 @@ PACKAGES = (
     "pyarrow",
     "geopandas",
     "httpx",
+    "uvicorn",
+    "uvloop",
+    "httptools",
 )
 """Versions written into the report, besides Python, GDAL and pgstac."""
 
