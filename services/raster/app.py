@@ -27,12 +27,14 @@ from fastapi import Path as PathParam
 from morecantile import TileMatrixSet
 from morecantile import tms as default_tms
 from morecantile.defaults import TileMatrixSets
+from titiler.core.algorithm import algorithms
+from titiler.core.dependencies import DefaultDependency, TileParams
 from titiler.core.errors import add_exception_handlers
 from titiler.core.factory import ColorMapFactory, MultiBaseTilerFactory, TMSFactory
 from titiler.core.resources.enums import OptionalHeader
 from titiler.extensions.wmts import wmtsExtension
 from titiler.mosaic.extensions.wmts import wmtsExtension as mosaicWmtsExtension
-from titiler.mosaic.factory import MosaicTilerFactory
+from titiler.mosaic.factory import MosaicTilerFactory, PixelSelectionParams
 
 from ncdc_stac.settings import Settings
 from services.api.store import DuckDBStore
@@ -58,6 +60,7 @@ from services.raster.renders import (
     awaited,
     default_dependencies,
     forwarded,
+    inline,
     is_visual,
     render_defaults,
     render_query,
@@ -103,6 +106,16 @@ INDEXES: Mapping[str, Callable[[Settings, DuckDBStore], ItemIndex]] = MappingPro
     {"duckdb": lambda settings, store: DuckDBItemIndex(store), "pgstac": pgstac_index}
 )
 """Item index of mosaics, time series and time steps per ``Settings.backend``."""
+
+
+PURE_DEPENDENCIES: Mapping[str, Any] = MappingProxyType(
+    {
+        "reader_dependency": as_dependency(inline(DefaultDependency)),
+        "tile_dependency": as_dependency(inline(TileParams)),
+        "process_dependency": awaited(inline(algorithms.dependency)),
+    }
+)
+"""titiler's own parameter dependencies of both tile factories, called in the event loop (see ``inline``)."""
 
 
 def item_dependency(publication: Publication, forward: Collection[str] = ()) -> Callable[..., PublishedItem]:
@@ -166,12 +179,13 @@ def item_factory(publication: Publication, forward: Collection[str] = ()) -> Mul
     return MultiBaseTilerFactory(
         reader=PublishedItemReader,
         path_dependency=path,
-        assets_dependency=OptionalAssetsParams,
+        assets_dependency=as_dependency(inline(OptionalAssetsParams)),
         layer_dependency=as_dependency(defaults.layer),
         dataset_dependency=as_dependency(defaults.dataset),
         colormap_dependency=awaited(defaults.colormap),
         render_dependency=as_dependency(defaults.rendering),
         environment_dependency=awaited(request_gdal_env),
+        **PURE_DEPENDENCIES,
         supported_tms=SUPPORTED_TMS,
         render_func=render_tile,
         get_renders=item_layers,
@@ -200,6 +214,9 @@ def mosaic_factory(publication: Publication, index: ItemIndex, forward: Collecti
         render_dependency=as_dependency(defaults.rendering),
         assets_accessor_dependency=as_dependency(defaults.search),
         environment_dependency=awaited(request_gdal_env),
+        backend_dependency=as_dependency(inline(DefaultDependency)),
+        pixel_selection_dependency=awaited(inline(PixelSelectionParams)),
+        **PURE_DEPENDENCIES,
         supported_tms=SUPPORTED_TMS,
         render_func=render_tile,
         get_renders=step_layers,  # type: ignore[arg-type]

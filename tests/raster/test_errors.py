@@ -1,12 +1,22 @@
-"""Nothing to draw is 204, never 500; zooms and tile indexes outside the TileMatrixSet are 404; unknown ids 404."""
+"""Nothing to draw is 204, never 500; zooms and tile indexes outside the TileMatrixSet are 404; unknown ids 404;
+titiler's parameters are validated (422) by dependencies that run in the event loop."""
 
 from __future__ import annotations
 
+import inspect
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import fastapi.dependencies.utils
+import pytest
 from starlette.testclient import TestClient
+from titiler.core.dependencies import DatasetParams, TileParams
+from titiler.mosaic.factory import PixelSelectionParams
 
-from tests.raster.helpers import WEB_MERCATOR, cog, empty_tile, zxy
+from services.raster.renders import inline
+from tests.raster.helpers import WEB_MERCATOR, cog, data_tile, empty_tile, zxy
 
 
 def test_empty_areas_are_204(client: TestClient, root: Path, ids: dict[str, str]) -> None:
@@ -78,3 +88,43 @@ def test_legend(client: TestClient, ids: dict[str, str]) -> None:
     assert (muli["asset"], muli["unit"], muli["colormap_name"]) == ("displacement", "mm", "rdbu")
     assert [s["value"] for s in muli["stops"]] == [-50.0, 0.0, 50.0]
     assert client.get(f"/collections/{ids['muli']}/legend", params={"rescale": "a,b"}).status_code == 400
+
+
+def test_pure_dependencies_are_coroutines_with_the_same_parameters() -> None:
+    for dependency in (TileParams, DatasetParams, PixelSelectionParams):
+        call = inline(dependency)
+        assert inspect.iscoroutinefunction(call)
+        assert inspect.signature(call) == inspect.signature(dependency, eval_str=True)
+
+
+def test_tile_dependencies_leave_the_event_loop_only_for_the_path(
+    client: TestClient, root: Path, ids: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Per tile, only the dependencies that read the publication (the item or collection, its render) go to the
+    thread pool; titiler's parameter classes are called in the event loop and still refuse bad values."""
+    handed: Counter[str] = Counter()
+    to_thread = fastapi.dependencies.utils.run_in_threadpool  # type: ignore[attr-defined]
+
+    async def counting(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        handed[function.__name__] += 1
+        return await to_thread(function, *args, **kwargs)
+
+    monkeypatch.setattr(fastapi.dependencies.utils, "run_in_threadpool", counting)
+    cid = ids["gangrigab"]
+    tile = zxy(data_tile(cog(root, cid, "2023-07", "velocity")))
+    item = f"/collections/{cid}/items/2023-07/tiles/WebMercatorQuad/{tile}.png"
+    mosaic = f"/collections/{cid}/tiles/WebMercatorQuad/{tile}.png"
+    assert client.get(item).status_code == 200
+    assert handed == {"published_item": 1}
+    handed.clear()
+    assert client.get(mosaic, params={"datetime": "2023-07"}).status_code == 200
+    assert handed == {"collection_mosaic": 1, "mosaic_render": 1}
+    for url, bad in (
+        (item, {"buffer": "-1"}),
+        (item, {"algorithm": "nope"}),
+        (item, {"nodata": "many"}),
+        (mosaic, {"pixel_selection": "nope", "datetime": "2023-07"}),
+        (mosaic, {"colormap_name": "nope", "datetime": "2023-07"}),
+    ):
+        answer = client.get(url, params=bad)
+        assert answer.status_code == 422, f"{url} {bad}: {answer.status_code} {answer.text[:200]}"

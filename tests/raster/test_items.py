@@ -99,6 +99,20 @@ def test_multiband_asset_band_selection(client: TestClient, root: Path, ids: dic
     assert picture.status_code == 200 and decode_image(picture.content).shape[0] == 4
 
 
+def test_single_band_render_reads_that_band_alone(client: TestClient, root: Path, ids: dict[str, str]) -> None:
+    """The HMA render draws ``b3``: the default tile is band 3 read alone, with band 3's own mask (reading all
+    bands and keeping the third gives the mask of the three bands, which differs along the glacier edges)."""
+    cid = ids["hma"]
+    path = cog(root, cid, "baltoro-2013-07", "velocity")
+    tile = data_tile(path)
+    answer = client.get(f"/collections/{cid}/items/baltoro-2013-07/tiles/WebMercatorQuad/{zxy(tile)}.npy")
+    data, ok = decode_npy(answer.content)
+    expected = source_tile(path, tile, indexes=3, nodata=-9999.0)
+    assert data.shape[0] == 1
+    np.testing.assert_array_equal(ok, valid(expected))
+    np.testing.assert_array_equal(data[0][ok], expected.data[0][ok])
+
+
 def test_tilejson_and_mounted_urls(client: TestClient, mounted: TestClient, gangrigab: tuple[str, Path]) -> None:
     cid, path = gangrigab
     tilejson = client.get(f"/collections/{cid}/items/{MONTH}/WebMercatorQuad/tilejson.json").json()
