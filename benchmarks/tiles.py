@@ -163,7 +163,7 @@ def spread(values: Sequence[Job], most: int) -> list[Job]:
 def compare(
     client: httpx.Client, jobs: Sequence[Job], style: Render, picture: bool, repeat: int
 ) -> tuple[float, float]:
-    """(HTTP ms, in-process ms) per tile: medians of the per-pass mean, after one warm-up pass each."""
+    """(HTTP ms, in-process ms) per tile: medians of the per-pass mean, passes in turns, after one warm-up each."""
 
     def over_http() -> None:
         for job in jobs:
@@ -177,7 +177,18 @@ def compare(
 
     over_http()  # warm caches (file system, item JSON, DuckDB)
     local()
-    return median_ms(over_http, repeat) / len(jobs), median_ms(local, repeat) / len(jobs)
+    http_ms, local_ms = interleaved_ms(over_http, local, repeat)
+    return http_ms / len(jobs), local_ms / len(jobs)
+
+
+def interleaved_ms(first: Callable[[], object], second: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Median ms of each of two runs, timed in turns (first, second, first, ...): a drift of the machine's speed
+    during the measurement weighs on both alike."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for run, spent in zip((first, second), times, strict=True):
+            spent.append(median_ms(run, 1))
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def gangrigab_figures(client: httpx.Client, root: Path, cid: str, repeat: int, most: int, months: int) -> list[Figure]:
@@ -273,9 +284,7 @@ def hma_figures(client: httpx.Client, root: Path, cid: str, repeat: int) -> tupl
 
     over_http()
     local()
-    figures.append(
-        Figure(f"point time series, {len(series)} items", median_ms(over_http, repeat), median_ms(local, repeat), 1)
-    )
+    figures.append(Figure(f"point time series, {len(series)} items", *interleaved_ms(over_http, local, repeat), 1))
     print(f"  time series: {figures[-1].http_ms:.1f} vs {figures[-1].local_ms:.1f} ms", flush=True)
     return figures, len(months)
 
