@@ -302,7 +302,8 @@ class Search:
         return branch.sql(", ".join([*map(quote_ident, columns), *keys]))
 
     def run(self, cursor: duckdb.DuckDBPyConnection) -> Page:
-        """Execute the page query (and, on the first page, the count)."""
+        """Execute the page query and, on a first page that is not the last, the count (on a first and last page,
+        the rows returned are all the matches)."""
         p = self.params
         after, matched = decode_token(p.token, self.sort) if p.token else (None, None)
         if not self.entries:
@@ -311,8 +312,6 @@ class Search:
             branches = self._branches()
         except FilterError as err:
             raise SearchError(str(err)) from None
-        if p.token is None:
-            matched = self._count(cursor, branches)
         if after is not None:
             refs = [self.values.add(v) if v is not None else None for v in after]
             for branch in branches:
@@ -320,6 +319,8 @@ class Search:
         union = " UNION ALL BY NAME ".join(self._select(b, self._selected(b.entry)) for b in branches)
         sql = f"SELECT * FROM ({union}) ORDER BY {self._order_by()} LIMIT {int(p.limit) + 1}"
         table = self._execute(cursor, sql, self.values.values)
+        if p.token is None:
+            matched = self._count(cursor, branches) if table.num_rows > p.limit else table.num_rows
         next_token = None
         if table.num_rows > p.limit:
             table = table.slice(0, p.limit)

@@ -113,3 +113,29 @@ def test_resident_collection_answers_like_its_files(tmp_path: Path, budget: int)
     finally:
         files.close()
         resident.close()
+
+
+@pytest.mark.parametrize("limit", [9, 10, 11])
+def test_number_matched_counts_only_when_the_first_page_is_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    """A first page holding every match (10 items here) is its own count; a full one needs the count query."""
+    _publish(tmp_path, None)
+    counted: list[int] = []
+    count = Search._count
+
+    def recorded(self: Search, *args: Any) -> int:
+        counted.append(count(self, *args))
+        return counted[-1]
+
+    monkeypatch.setattr(Search, "_count", recorded)
+    db = DuckDBStore.open(tmp_path)
+    try:
+        with db.cursor() as cursor:
+            page = Search([db.collections["c"]], SearchParams(bbox=(79.9, 29.9, 80.095, 30.1), limit=limit)).run(cursor)
+    finally:
+        db.close()
+    assert page.matched == 10
+    assert page.table.num_rows == min(limit, 10)
+    assert (page.next_token is not None) == (limit < 10)
+    assert counted == ([10] if limit < 10 else [])
