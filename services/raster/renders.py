@@ -38,7 +38,7 @@ from titiler.extensions.render import RenderItemList, RenderItemWithLinks, _adap
 
 RAW_FORMATS = frozenset({"npy", "tif", "pngraw"})
 """Output formats that carry data values: no colormap or rescale by default."""
-_BAND = re.compile(r"b(\d+)")
+_BAND = re.compile(r"b([1-9]\d*)")
 T = TypeVar("T")
 QUERY_KEYS = ("assets", "expression", "rescale", "nodata", "colormap_name", "colormap", "color_formula", "resampling")
 
@@ -79,7 +79,8 @@ class SearchOptions(DefaultDependency):
 
 
 QUERY_DEPENDENCIES: list[Callable[..., Any]] = [LayerParams, DatasetParams, ColorMapParams, ImageRenderingParams]
-"""Query-only validation of a tile URL's parameters (WMTS layers, render links)."""
+"""Query-only validation of a tile URL's parameters (WMTS layers, render links). titiler's ``check_query_params``
+calls these synchronously: they stay the plain classes, not their :func:`inline` coroutines."""
 
 
 @dataclass(frozen=True)
@@ -236,15 +237,15 @@ INLINE_COLORMAP = inline(ColorMapParams)
 INLINE_RENDERING = inline(ImageRenderingParams)
 
 
-def render_layer(render: RenderDefaults) -> tuple[list[AssetType], str | None]:
-    """The assets and expression a render draws. A single-band expression (``bN``) of one asset becomes that
-    band's selection (``asset|bidx=N``): rio-tiler then reads and warps that band only, not every band of the
-    asset to keep one."""
-    assets = list(render.assets)
-    band = _BAND.fullmatch((render.expression or "").strip())
-    if band is not None and len(assets) == 1 and "|" not in assets[0]:
+def band_selection(assets: list[AssetType], expression: str | None) -> tuple[list[AssetType], str | None]:
+    """The assets and expression to read: a single-band expression (``bN``) of one asset becomes that band's
+    selection (``asset|bidx=N``), so rio-tiler reads and warps that band only (with its own mask), not every band of
+    the asset to keep one. Defaults and explicit ``assets=velocity&expression=b3`` (the URLs of WMTS layers and
+    time steps) read alike."""
+    band = _BAND.fullmatch((expression or "").strip())
+    if band is not None and len(assets) == 1 and isinstance(assets[0], str) and "|" not in assets[0]:
         return _parse_asset([f"{assets[0]}|bidx={band.group(1)}"]), None
-    return _parse_asset(assets), render.expression
+    return assets, expression
 
 
 def default_dependencies(source: Callable[..., RenderDefaults | Awaitable[RenderDefaults]]) -> DefaultDependencies:
@@ -255,18 +256,19 @@ def default_dependencies(source: Callable[..., RenderDefaults | Awaitable[Render
         render: Annotated[RenderDefaults | None, Depends(source)] = None,
     ) -> LayerParams:
         params = params or LayerParams()
+        explicit: list[AssetType] = list(params.assets or [])
         if render is None or not render.assets:
+            assets, expression = explicit, params.expression
+        elif not explicit and params.expression is None:
+            assets, expression = _parse_asset(list(render.assets)), render.expression
+        else:
+            options = any(not isinstance(a, str) for a in explicit)
+            assets = explicit or _parse_asset(list(render.assets))
+            expression = params.expression or (None if options else render.expression)
+        if not assets:
             return params
-        if not params.assets and params.expression is None:
-            assets, expression = render_layer(render)
-            return replace(params, assets=cast(list[str], assets), expression=expression)
-        explicit = params.assets or []
-        options = any(not isinstance(a, str) for a in explicit)
-        return replace(
-            params,
-            assets=cast(list[str], explicit or _parse_asset(list(render.assets))),
-            expression=params.expression or (None if options else render.expression),
-        )
+        assets, expression = band_selection(assets, expression)
+        return replace(params, assets=cast(list[str], assets), expression=expression)
 
     async def dataset(
         params: Annotated[DatasetParams | None, Depends(INLINE_DATASET)] = None,

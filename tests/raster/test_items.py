@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from starlette.testclient import TestClient
 from titiler.core.resources.enums import ImageType
 from titiler.core.utils import render_image
 
+from services.raster.renders import band_selection
 from tests.raster.helpers import (
     cog,
     data_tile,
@@ -105,12 +107,32 @@ def test_single_band_render_reads_that_band_alone(client: TestClient, root: Path
     cid = ids["hma"]
     path = cog(root, cid, "baltoro-2013-07", "velocity")
     tile = data_tile(path)
-    answer = client.get(f"/collections/{cid}/items/baltoro-2013-07/tiles/WebMercatorQuad/{zxy(tile)}.npy")
-    data, ok = decode_npy(answer.content)
+    url = f"/collections/{cid}/items/baltoro-2013-07/tiles/WebMercatorQuad/{zxy(tile)}.npy"
     expected = source_tile(path, tile, indexes=3, nodata=-9999.0)
-    assert data.shape[0] == 1
-    np.testing.assert_array_equal(ok, valid(expected))
-    np.testing.assert_array_equal(data[0][ok], expected.data[0][ok])
+    # the default, and the render spelled out as the URLs of WMTS layers and time steps spell it
+    for params in ({}, {"assets": "velocity", "expression": "b3"}):
+        data, ok = decode_npy(client.get(url, params=params).content)
+        assert data.shape[0] == 1
+        np.testing.assert_array_equal(ok, valid(expected))
+        np.testing.assert_array_equal(data[0][ok], expected.data[0][ok])
+
+
+@pytest.mark.parametrize(
+    ("assets", "expression", "selected"),
+    [
+        (["velocity"], "b3", ([{"name": "velocity", "indexes": [3]}], None)),
+        (["velocity"], " b10 ", ([{"name": "velocity", "indexes": [10]}], None)),
+        (["velocity"], "b0", (["velocity"], "b0")),  # no band 0: rio-tiler's expression error, not an index error
+        (["velocity"], "b03", (["velocity"], "b03")),
+        (["velocity"], "b3 * 2", (["velocity"], "b3 * 2")),
+        (["vx", "vy"], "b1", (["vx", "vy"], "b1")),
+        ([{"name": "velocity", "indexes": [1, 2]}], "b1", ([{"name": "velocity", "indexes": [1, 2]}], "b1")),
+    ],
+)
+def test_band_selection_reads_one_band_for_a_band_expression(
+    assets: list[Any], expression: str, selected: tuple[list[Any], str | None]
+) -> None:
+    assert band_selection(assets, expression) == selected
 
 
 def test_tilejson_and_mounted_urls(client: TestClient, mounted: TestClient, gangrigab: tuple[str, Path]) -> None:
