@@ -102,8 +102,9 @@ def test_multiband_asset_band_selection(client: TestClient, root: Path, ids: dic
 
 
 def test_single_band_render_reads_that_band_alone(client: TestClient, root: Path, ids: dict[str, str]) -> None:
-    """The HMA render draws ``b3``: the default tile is band 3 read alone, with band 3's own mask (reading all
-    bands and keeping the third gives the mask of the three bands, which differs along the glacier edges)."""
+    """The HMA render draws ``b3``: the tile is band 3 read alone, by default and as the URLs of WMTS layers spell
+    it. (Reading the three bands and keeping the third samples the source differently: on this tile about a third
+    of the valid pixels take a neighbouring source pixel's value, and the mask differs along the glacier edge.)"""
     cid = ids["hma"]
     path = cog(root, cid, "baltoro-2013-07", "velocity")
     tile = data_tile(path)
