@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 RESIDENT_SCHEMA = "resident"
 """Name prefix of the tables holding resident collections' items."""
+ROW = quote_ident("ncdc_stac:row")
+"""Column of a collection's rows view (:attr:`CollectionEntry.rows`): an item's position in its items.parquet."""
 LATE_MATERIALIZATION_ROWS = 10_001
 """Pages (``LIMIT``) up to this many rows are sorted on their keys alone and read in full afterwards (DuckDB's
 late materialization; its default, 50, misses a 50-item page and its look-ahead row)."""
@@ -101,6 +103,8 @@ class CollectionEntry:
     """The collection.json as published (hrefs relative to its folder)."""
     view: str | None
     """Quoted name of the DuckDB view over its items.parquet, ``None`` if it has no items."""
+    rows: str | None
+    """Quoted name of the same items with their :data:`ROW` column, to read items back by position."""
     columns: Mapping[str, str]
     """Column name -> DuckDB type of the items.parquet."""
     count: int
@@ -216,7 +220,7 @@ class DuckDBStore:
             cursor = self.cursor()
             for folder in self.root.collection_folders():
                 try:
-                    entry = self._load(cursor, folder, f"items/{folder}")
+                    entry = self._load(cursor, folder)
                 except (OSError, ValueError, duckdb.Error) as err:
                     log.error("skipping %s/collection.json: %s", folder, err)
                     continue
@@ -236,8 +240,9 @@ class DuckDBStore:
                 break
             table = quote_ident(f"{RESIDENT_SCHEMA}/{entry.folder}")
             try:
-                cursor.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {entry.view}")
-                cursor.execute(f"CREATE OR REPLACE VIEW {entry.view} AS SELECT * FROM {table}")
+                cursor.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM {entry.rows}")
+                cursor.execute(f"CREATE OR REPLACE VIEW {entry.view} AS SELECT * EXCLUDE ({ROW}) FROM {table}")
+                cursor.execute(f"CREATE OR REPLACE VIEW {entry.rows} AS SELECT * FROM {table}")
             except duckdb.Error as err:  # e.g. out of memory: the view keeps reading the file
                 log.warning("collection %s is read from its files: %s", entry.id, err)
                 continue
@@ -248,16 +253,20 @@ class DuckDBStore:
             if name.startswith(f"{RESIDENT_SCHEMA}/") and name not in kept:
                 cursor.execute(f"DROP TABLE {quote_ident(name)}")
 
-    def _load(self, cursor: duckdb.DuckDBPyConnection, folder: str, view_name: str) -> CollectionEntry:
+    def _load(self, cursor: duckdb.DuckDBPyConnection, folder: str) -> CollectionEntry:
         document = json.loads(self.root.read(f"{folder}/collection.json").decode("utf-8"))
         if not isinstance(document, dict) or not isinstance(document.get("id"), str):
             raise ValueError("not a STAC Collection (no id)")
         parquet = f"{folder}/items.parquet"
-        view, columns, count, complete = None, {}, 0, frozenset[str]()
+        view, rows, columns, count, complete = None, None, {}, 0, frozenset[str]()
         if self.root.is_file(parquet):
-            view = quote_ident(view_name)
+            view, rows = quote_ident(f"items/{folder}"), quote_ident(f"rows/{folder}")
             literal = "'" + self.root.duckdb_path(parquet).replace("'", "''") + "'"
             cursor.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_parquet({literal})")
+            cursor.execute(
+                f"CREATE OR REPLACE VIEW {rows} AS SELECT * RENAME (file_row_number AS {ROW}) "
+                f"FROM read_parquet({literal}, file_row_number = true)"
+            )
             columns = {str(row[0]): str(row[1]) for row in cursor.execute(f"DESCRIBE {view}").fetchall()}
             count, complete = _census(cursor, view, columns)
         return CollectionEntry(
@@ -265,6 +274,7 @@ class DuckDBStore:
             folder=folder,
             document=document,
             view=view,
+            rows=rows,
             columns=MappingProxyType(columns),
             count=count,
             text=search_text(document),
