@@ -6,13 +6,16 @@ publish's stac-geoparquet layout sorted by datetime) and each typical query
 * ``bbox+datetime``  a 3x3 degree box and one year, 50 items
 * ``cql2 filter``    ``ncdc:mean_velocity > v AND platform = 'sentinel-2'`` (cql2-text; cql2-json for pgstac), 50 items
 * ``sortby``         one year sorted by ``-ncdc:mean_velocity``, 50 items
-* ``id lookup``      ``/collections/{c}/items/{id}`` of a random item
+* ``id lookup``      ``/collections/{c}/items/{id}`` of a random item (the embedded API reads the item's static
+  document; the synthetic publication writes those of the looked-up ids only: a million small files take many
+  minutes to write, and a lookup reads one file by its path)
 * ``page 50``        ``/search?limit=10`` and 49 ``next`` links: one operation is the whole walk to page 50
 
 four ways are measured, 1 and 8 concurrent clients (threads, closed loop, bounded by count and time):
 
 * ``embedded API``   ``services.app`` with the DuckDB backend on uvicorn (own process, 127.0.0.1), HTTP + JSON
-* ``DuckDB``         the same searches in-process: ``services.api.search.Search`` (the API's SQL, Arrow out)
+* ``DuckDB``         the same searches in-process: ``services.api.search.Search`` (the API's SQL, Arrow out);
+  the id lookup as DuckDB answers it from items.parquet (``WHERE id = ?``)
 * ``pgstac API``     ``services.app`` with the pgstac backend on uvicorn, over a throwaway PostgreSQL 15 cluster
   (``tests.pgstac_cluster``) loaded with ``publish.ingest`` (pypgstac's loader)
 * ``pgstac search()`` pgstac's ``search(jsonb)`` in-process through psycopg (one connection per client)
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -44,7 +48,7 @@ import httpx
 from benchmarks.load import Pool, Stats, measure
 from benchmarks.results import Point, Row, Target, add_results_option, print_rows, record
 from benchmarks.server import serve
-from benchmarks.synthetic import COLLECTION, SyntheticPublication, item_id, write_publication
+from benchmarks.synthetic import COLLECTION, SyntheticPublication, glacier_count, item_id, write_publication
 
 QUERIES = ("bbox+datetime", "cql2 filter", "sortby", "id lookup", "page 50")
 MODES = ("embedded API", "DuckDB", "pgstac API", "pgstac search()")
@@ -102,6 +106,12 @@ class Ids:
     glaciers: int
     months: int
     items: int
+
+    @classmethod
+    def of(cls, n: int) -> Ids:
+        """The ids of the synthetic publication of ``n`` items."""
+        glaciers = glacier_count(n)
+        return cls(glaciers, math.ceil(n / glaciers), n)
 
     def __call__(self, number: int) -> str:
         """A pseudo-random existing item id."""
@@ -218,7 +228,7 @@ class DuckDBMode:
         raise ValueError(query)
 
     def _lookup(self, number: int) -> None:
-        """The API's get_item SQL (services.api.duckdb_client.DuckDBClient.get_item)."""
+        """The item from items.parquet (``DuckDBClient.get_item`` where a publication has no static items)."""
         with self.cursors.get() as cursor:
             sql = f"SELECT * FROM {self.entry.view} WHERE id = ? LIMIT 1"
             table = cursor.execute(sql, [self.ids(number)]).to_arrow_table()
@@ -412,7 +422,7 @@ def rows_of(n: int, results: Results) -> list[Row]:
                     "DuckDB in-process",
                     engine.p50 * 1e3,
                     Target(1.3),
-                    note="API overhead",
+                    note="API overhead" + ("; the API reads the static item" if query == "id lookup" else ""),
                 )
             )
         if pgstac is not None:
@@ -452,14 +462,16 @@ def bench_size(n: int, work: Path, options: Options, with_pgstac: bool, failures
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(f"\n=== {n:,} items === (load average {load} on {os.cpu_count()} CPUs)", flush=True)
     started = time.perf_counter()
-    publication: SyntheticPublication = write_publication(work / f"public-{n}", n)
+    ids = Ids.of(n)
+    # static items for the ids the lookups ask for (numbers below the operation limit, warm-ups, 8 clients' overrun)
+    static = {ids(number) for number in range(options.operations + 16)}
+    publication: SyntheticPublication = write_publication(work / f"public-{n}", n, static)
     print(
         f"  stac-geoparquet: {publication.items:,} items, {publication.glaciers:,} glaciers x {publication.months} "
         f"months, {publication.row_groups} row groups, {publication.bytes / 1e6:.1f} MB, "
         f"written in {time.perf_counter() - started:.1f} s",
         flush=True,
     )
-    ids = Ids(publication.glaciers, publication.months, publication.items)
     results: Results = {}
 
     with serve({"NCDC_STAC_ROOT": str(publication.root), "NCDC_STAC_BACKEND": "duckdb", **SLOW_OK}) as base:

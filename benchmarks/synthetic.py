@@ -2,24 +2,26 @@
 
 One collection; ``n`` items = glaciers x months from 2013-01, generated month by month, newest first, and
 streamed through stac-geoparquet in 65,536-item chunks into the layout ``publish`` writes
-(``publish.pipeline.write_items_parquet``: row groups of ``ROW_GROUP`` items, a Bloom filter on ``id``), never all
-items in memory. Glacier outlines are irregular 16-vertex polygons of 0.05-0.4 degrees scattered over 70-100 E,
-27-45 N; each item has the properties and assets of a monthly velocity mosaic (mean/max velocity, platform, gsd,
-projection, start/end of the month, COG assets, a thumbnail). Values are random with a fixed seed: the same
-``n`` gives the same publication.
+(``publish.pipeline.write_items_parquet``: row groups of ``ROW_GROUP`` items, a Bloom filter on ``id``; and each
+item's static document ``<collection>/<id>/<id>.json``, hrefs relative to its folder), never all items in memory.
+Glacier outlines are irregular 16-vertex polygons of 0.05-0.4 degrees scattered over 70-100 E, 27-45 N; each item
+has the properties and assets of a monthly velocity mosaic (mean/max velocity, platform, gsd, projection, start/end
+of the month, COG assets, a thumbnail). Values are random with a fixed seed: the same ``n`` gives the same
+publication.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow.parquet as pq
 from stac_geoparquet.arrow import parse_stac_items_to_arrow
 
@@ -158,6 +160,30 @@ def iter_items(n: int, seed: int = 20240601) -> Iterator[dict[str, Any]]:
             yield _item(glacier, month, drawn)
 
 
+def with_static_items(
+    items: Iterator[dict[str, Any]], folder: Path, only: Container[str] | None = None
+) -> Iterator[dict[str, Any]]:
+    """The items, each (``only`` those ids) also written as publish writes its static item (hrefs relative to the
+    item's folder)."""
+    for item in items:
+        if only is not None and item["id"] not in only:
+            yield item
+            continue
+        home = folder / item["id"]
+        home.mkdir(exist_ok=True)
+        assets = {
+            key: {**asset, "href": "./" + asset["href"].rsplit("/", 1)[-1]} for key, asset in item["assets"].items()
+        }
+        links = [
+            {"rel": "self", "href": f"./{item['id']}.json", "type": "application/geo+json"},
+            {"rel": "collection", "href": "../collection.json", "type": "application/json"},
+            {"rel": "parent", "href": "../collection.json", "type": "application/json"},
+            *item["links"],
+        ]
+        (home / f"{item['id']}.json").write_bytes(orjson.dumps({**item, "links": links, "assets": assets}))
+        yield item
+
+
 def glacier_count(n: int) -> int:
     return max(1, math.ceil(n / MONTHS))
 
@@ -182,14 +208,16 @@ def collection_document(n: int) -> dict[str, Any]:
     }
 
 
-def write_publication(root: Path, n: int) -> SyntheticPublication:
-    """``root/<collection>/collection.json`` + ``items.parquet`` newest first, in publish's layout."""
+def write_publication(root: Path, n: int, static: Container[str] | None = None) -> SyntheticPublication:
+    """``root/<collection>/collection.json``, ``items.parquet`` newest first and the static items (``static``: only
+    those ids; writing a million small files takes many minutes), in publish's layout."""
     folder = root / COLLECTION
     folder.mkdir(parents=True, exist_ok=True)
     document = collection_document(n)
     (folder / "collection.json").write_text(json.dumps(document, indent=1), "utf-8")
     # every item has the same fields: the schema of the first chunk fits all (one pass, no inference pass)
-    reader = parse_stac_items_to_arrow(iter_items(n), chunk_size=PARSE_CHUNK, schema="FirstBatch")
+    items = with_static_items(iter_items(n), folder, static)
+    reader = parse_stac_items_to_arrow(items, chunk_size=PARSE_CHUNK, schema="FirstBatch")
     parquet = folder / "items.parquet"
     write_items_parquet(reader, parquet, {COLLECTION: document})
     metadata = pq.ParquetFile(parquet).metadata

@@ -5,7 +5,9 @@ object; on a 50-item search page that costs more than the query. :func:`iter_ite
 own column conversion (``StacArrowBatch.to_json_batch``: properties nested, timestamps as RFC 3339 strings,
 bbox as an array) and replaces only the row loop with bulk conversions (``to_pylist`` for the columns,
 ``shapely.to_geojson`` for the WKB geometries). The output equals ``stac_table_to_items``'s item for item
-once absent fields (null in columnar storage) are dropped (``tests/test_stac_arrow.py``).
+once absent fields (null in columnar storage) are dropped and whole-second timestamps are written without the
+zero fraction stac-geoparquet's ``strftime`` adds (``...T00:00:00Z``, as pystac writes them in the static items;
+``tests/test_stac_arrow.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,23 @@ from stac_geoparquet.arrow._batch import StacArrowBatch
 
 PROJ_GEOMETRY = "proj:geometry"
 WGS84_SRID = 4326
+TIMESTAMP_PROPERTIES = (
+    "datetime",
+    "start_datetime",
+    "end_datetime",
+    "created",
+    "updated",
+    "expires",
+    "published",
+    "unpublished",
+)
+"""Properties stac-geoparquet stores as timestamp columns and turns back into strings."""
+
+
+def whole_seconds(timestamp: str) -> str:
+    """``...T16:00:00.000000Z`` as ``...T16:00:00Z``; any other timestamp as it is."""
+    head, dot, fraction = timestamp.rpartition(".")
+    return head + "Z" if dot and fraction.endswith("Z") and not fraction[:-1].strip("0") else timestamp
 
 
 def _geojson(wkb: Any) -> Any:
@@ -57,8 +76,12 @@ def iter_items(
         rows = json_batch.set_column(column, "geometry", pa.nulls(batch.num_rows)) if column >= 0 else json_batch
         for index, row in enumerate(rows.to_pylist()):  # geometry keeps its place among the keys
             properties, assets = row.get("properties"), row.get("assets")
-            if isinstance(properties, dict) and properties.get(PROJ_GEOMETRY) is not None:
-                properties[PROJ_GEOMETRY] = _geojson(properties[PROJ_GEOMETRY])
+            if isinstance(properties, dict):
+                if properties.get(PROJ_GEOMETRY) is not None:
+                    properties[PROJ_GEOMETRY] = _geojson(properties[PROJ_GEOMETRY])
+                for key in TIMESTAMP_PROPERTIES:
+                    if type(value := properties.get(key)) is str:
+                        properties[key] = whole_seconds(value)
             for asset in assets.values() if isinstance(assets, dict) else ():
                 if isinstance(asset, dict) and asset.get(PROJ_GEOMETRY) is not None:
                     asset[PROJ_GEOMETRY] = _geojson(asset[PROJ_GEOMETRY])

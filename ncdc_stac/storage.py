@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 import shutil
 import threading
 from abc import ABC, abstractmethod
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from ncdc_stac.settings import Settings
 
 S3_SCHEME = "s3://"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 
 
 class Root(ABC):
@@ -99,6 +101,11 @@ class Root(ABC):
 
     def exists(self, key: str) -> bool:
         return self.stamp(key) is not None
+
+
+def is_name(value: str) -> bool:
+    """Whether ``value`` can name a published collection or item: one key segment, no separator, no leading dot."""
+    return _NAME.fullmatch(value) is not None
 
 
 def normalized_key(*parts: str) -> str | None:

@@ -13,13 +13,17 @@ import pytest
 import shapely
 from stac_geoparquet.arrow import parse_stac_items_to_arrow, stac_table_to_items
 
-from ncdc_stac.stac_arrow import drop_nulls, iter_items
+from ncdc_stac.stac_arrow import TIMESTAMP_PROPERTIES, drop_nulls, iter_items, whole_seconds
 from tests.publication import Publication
 
 
 def reference(table: pa.Table) -> list[dict[str, Any]]:
-    """What stac-geoparquet makes of the table, nulls dropped."""
-    return [drop_nulls(item) for item in stac_table_to_items(table)]
+    """What stac-geoparquet makes of the table, nulls dropped, whole-second timestamps without a fraction."""
+    items = [drop_nulls(item) for item in stac_table_to_items(table)]
+    for item in items:
+        properties = item["properties"]
+        properties.update({k: whole_seconds(properties[k]) for k in TIMESTAMP_PROPERTIES if k in properties})
+    return items
 
 
 def same(left: list[dict[str, Any]], right: list[dict[str, Any]]) -> bool:
@@ -77,7 +81,7 @@ def test_absent_fields_are_dropped() -> None:
     assert first["properties"]["proj:geometry"] == FOOTPRINT and first["properties"]["gsd"] == 30.0
     assert "created" not in first["properties"] and "thumbnail" not in first["assets"]
     assert "gsd" not in second["properties"] and "proj:geometry" not in second["properties"]
-    assert second["properties"]["created"] == "2024-05-06T07:08:09.000000Z"  # stac-geoparquet's form
+    assert second["properties"]["created"] == "2024-05-06T07:08:09Z"  # as written (stac-geoparquet: .000000Z)
     assert second["assets"]["thumbnail"]["proj:geometry"] == FOOTPRINT
 
 
@@ -104,3 +108,17 @@ def test_ewkb_geometries_are_what_postgis_loads() -> None:
 )
 def test_drop_nulls(value: Any, expected: Any) -> None:
     assert drop_nulls(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2023-04-03T16:00:00.000000Z", "2023-04-03T16:00:00Z"),
+        ("2023-04-03T16:00:00.000000000Z", "2023-04-03T16:00:00Z"),
+        ("2023-04-03T16:00:00.500000Z", "2023-04-03T16:00:00.500000Z"),
+        ("2023-04-03T16:00:00Z", "2023-04-03T16:00:00Z"),
+        ("2023-04-03T16:00:00.000000+08:00", "2023-04-03T16:00:00.000000+08:00"),
+    ],
+)
+def test_whole_seconds(value: str, expected: str) -> None:
+    assert whole_seconds(value) == expected

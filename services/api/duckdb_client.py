@@ -22,7 +22,7 @@ from stac_fastapi.types.rfc3339 import str_to_interval
 from ncdc_stac.stac_arrow import drop_nulls, iter_items
 from services.api.cql2_sql import FilterError, parse_filter
 from services.api.responses import GeoJSONBody
-from services.api.search import Page, Search, SearchError, SearchParams, parse_bbox, parse_sortby
+from services.api.search import Search, SearchError, SearchParams, parse_bbox, parse_sortby
 from services.api.store import CollectionEntry, DuckDBStore
 from services.api.tile_links import add_web_map_links, raster_base_url
 from services.api.urls import FILES_PATH as _FILES
@@ -117,17 +117,20 @@ class DuckDBClient(BaseCoreClient):
         return cast(dict[str, Any], drop_nulls(document))
 
     @staticmethod
-    def _item(item: dict[str, Any], base: str, files: str, own: frozenset[str] | None) -> dict[str, Any]:
-        """An item of :func:`iter_items` (nulls dropped already) with the API's links and absolute hrefs."""
+    def _item(
+        item: dict[str, Any], base: str, files: str, own: frozenset[str] | None, folder: str = ""
+    ) -> dict[str, Any]:
+        """An item (nulls dropped already) with the API's links and absolute hrefs; relative hrefs start at the
+        root (items.parquet) or at ``folder`` (a static item document)."""
         properties = item.get("properties") or {}
         item["properties"] = {k: v for k, v in properties.items() if own is None or k in own}
         item["properties"].setdefault("datetime", None)
         if isinstance(item.get("assets"), dict):
-            absolute_assets(item["assets"], files)
+            absolute_assets(item["assets"], files, folder)
         collection, item_id = str(item.get("collection", "")), str(item.get("id", ""))
         url = f"{base}/collections/{quote(collection, safe='')}"
         links = [
-            {**link, "href": file_href(str(link.get("href", "")), files)}
+            {**link, "href": file_href(str(link.get("href", "")), files, folder)}
             for link in item.get("links") or []
             if isinstance(link, dict) and link.get("rel") not in INFERRED_RELS
         ]
@@ -142,15 +145,24 @@ class DuckDBClient(BaseCoreClient):
         item["stac_version"] = item.get("stac_version") or STAC_VERSION
         return item
 
-    def _features(self, page: Page, request: Request, include: frozenset[str], exclude: frozenset[str]) -> list[Any]:
-        if page.table.num_rows == 0:
-            return []
+    def _features(
+        self,
+        items: Iterable[dict[str, Any]],
+        request: Request,
+        include: frozenset[str] = frozenset(),
+        exclude: frozenset[str] = frozenset(),
+        *,
+        columns: Mapping[str, frozenset[str]] | None = None,
+        folder: str = "",
+    ) -> list[Any]:
+        """API items of stored ones: properties limited to their collection's ``columns`` (a search over several
+        collections' columns), links, absolute hrefs (relative ones start at ``folder``), fields, web-map links."""
         features = []
         collections, raster = store_of(request).collections, raster_base_url(request)
         base, files = api_base_url(request), files_base(request)
-        for item in iter_items(page.table):
-            own = page.columns.get(str(item.get("collection")))
-            feature = filter_fields(self._item(item, base, files, own), set(include), set(exclude))
+        for item in items:
+            own = columns.get(str(item.get("collection"))) if columns is not None else None
+            feature = filter_fields(self._item(item, base, files, own, folder), set(include), set(exclude))
             entry = collections.get(str(item.get("collection")))
             add_web_map_links(feature, raster, entry.document.get("renders") if entry else None)
             features.append(feature)
@@ -174,7 +186,8 @@ class DuckDBClient(BaseCoreClient):
                 page = Search(entries, params).run(cursor)
         except (SearchError, FilterError) as err:
             raise _bad_request(err) from None
-        features = self._features(page, request, params.include, params.exclude)
+        items = iter_items(page.table) if page.table.num_rows else ()
+        features = self._features(items, request, params.include, params.exclude, columns=page.columns)
         search_url = api_base_url(request) + "/search"
         links: list[dict[str, Any]] = [
             {"rel": "self", "type": GEOJSON, "href": _url_with(request)}
@@ -331,14 +344,18 @@ class DuckDBClient(BaseCoreClient):
         return cast(stac.ItemCollection, GeoJSONBody(result))
 
     def get_item(self, item_id: str, collection_id: str, request: Request, **kwargs: Any) -> stac.Item:  # type: ignore[override]
-        """One item (GET /collections/{collection_id}/items/{item_id})."""
-        entry = self._entry(request, collection_id)
+        """One item (GET /collections/{collection_id}/items/{item_id}): its static document, or its items.parquet
+        row where the publication has none."""
+        entry, store = self._entry(request, collection_id), store_of(request)
         if entry.view is None:
             raise NotFoundError(f"item {item_id!r} not found in collection {collection_id!r}")
-        with store_of(request).cursor() as cursor:
-            table = cursor.execute(f"SELECT * FROM {entry.view} WHERE id = ? LIMIT 1", [item_id]).to_arrow_table()
-        page = Page(table=table, next_token=None, matched=None, columns={entry.id: frozenset(entry.columns)})
-        features = self._features(page, request, frozenset(), frozenset())
+        document = store.item_document(entry, item_id)
+        if document is not None:
+            features = self._features([drop_nulls(document)], request, folder=f"{entry.folder}/{item_id}")
+        else:
+            with store.cursor() as cursor:
+                table = cursor.execute(f"SELECT * FROM {entry.view} WHERE id = ? LIMIT 1", [item_id]).to_arrow_table()
+            features = self._features(iter_items(table), request, columns={entry.id: frozenset(entry.columns)})
         if not features:
             raise NotFoundError(f"item {item_id!r} not found in collection {collection_id!r}")
         return cast(stac.Item, GeoJSONBody(features[0]))

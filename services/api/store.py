@@ -5,6 +5,9 @@ One in-process DuckDB database per application, with the spatial extension loade
 ``items.parquet`` gets a view; requests use their own cursor (:meth:`DuckDBStore.cursor`). Over an
 ``s3://`` root (:mod:`ncdc_stac.storage`) the views read the files with the httpfs extension (from the
 ``duckdb_extension_httpfs`` wheel) and a secret holding the root's endpoint and credentials.
+
+One item by id is read from the static item document publish writes beside items.parquet
+(:meth:`DuckDBStore.item_document`): one small file, where the parquet row costs decoding its whole row group.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import orjson
 
-from ncdc_stac.storage import Root, open_root
+from ncdc_stac.storage import Root, is_name, open_root
 from services.api.cql2_sql import quote_ident
 
 if TYPE_CHECKING:
@@ -207,6 +211,19 @@ class DuckDBStore:
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
+
+    def item_document(self, entry: CollectionEntry, item_id: str) -> dict[str, Any] | None:
+        """The static item ``<folder>/<item_id>/<item_id>.json`` of a collection with items.parquet (hrefs relative
+        to that item folder), ``None`` when the publication has no such document for this item."""
+        if entry.view is None or not is_name(item_id):
+            return None
+        try:
+            document = orjson.loads(self.root.read(f"{entry.folder}/{item_id}/{item_id}.json"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(document, dict) or document.get("id") != item_id or document.get("collection") != entry.id:
+            return None
+        return document
 
     def reload(self) -> None:
         """(Re)read collection.json files and (re)create the item views; swaps the collections atomically.

@@ -11,7 +11,6 @@ dataset. The root is a folder or an ``s3://`` prefix (:mod:`ncdc_stac.storage`);
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
@@ -26,14 +25,13 @@ from cachetools import LRUCache
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from catalog.items import FLATGEOBUF, GEOPARQUET
-from ncdc_stac.storage import Root, StoredFile, normalized_key, open_root
+from ncdc_stac.storage import Root, StoredFile, is_name, normalized_key, open_root
 
 COG = str(pystac.MediaType.COG)
 SUFFIXES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {COG: (".tif", ".tiff"), GEOPARQUET: (".parquet",), FLATGEOBUF: (".fgb",)}
 )
 """Media types of the assets the services read, and the file suffixes each must have."""
-_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 BBox = tuple[float, float, float, float]
 T = TypeVar("T")
 
@@ -44,7 +42,7 @@ class NotFoundError(LookupError):
 
 def checked_id(value: str, kind: str) -> str:
     """``value`` if it can be a published id (a single path segment, no leading dot), else :class:`NotFoundError`."""
-    if not _ID.fullmatch(value):
+    if not is_name(value):
         raise NotFoundError(f"no {kind} {value!r}")
     return value
 

@@ -15,6 +15,7 @@ from services.app import create_app
 from tests.api.publication import GLACIER_HMA, GLACIER_MONTHLY, NO_ITEMS, SUBSIDENCE, write_publication
 from tests.live import serve
 from tests.pgstac_cluster import pgstac_dsn  # noqa: F401  (fixture, used when pgstac is tested)
+from tests.publication import Publication, publish_samples
 
 BACKENDS = os.environ.get("NCDC_STAC_TEST_BACKENDS", "duckdb,pgstac").split(",")
 """Every backend runs the same suite (``NCDC_STAC_TEST_BACKENDS=duckdb`` for one). pgstac needs PostgreSQL 15 +
@@ -26,6 +27,16 @@ SHORT_NAMES = {"gangrigab": GLACIER_MONTHLY, "hma": GLACIER_HMA, "muli": SUBSIDE
 def published(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     root = tmp_path_factory.mktemp("public")
     return root, write_publication(root)
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> Publication:
+    """The published samples (real COGs and GeoParquet), shared with the other test folders
+    (``tests.conftest.publication``)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "published-samples"
+    shared.mkdir(exist_ok=True)
+    return publish_samples(shared)
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import posixpath
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from stac_geoparquet.arrow import parse_stac_items_to_arrow, to_parquet
 
@@ -122,11 +125,16 @@ ITEMS = {GLACIER_MONTHLY: monthly_glacier_items, GLACIER_HMA: hma_glacier_items,
 
 
 def write_items(folder: Path, items: list[dict[str, Any]]) -> None:
-    """items.parquet (stac-geoparquet) plus the static item JSON files."""
+    """items.parquet (stac-geoparquet, hrefs relative to the root) plus the static item JSON files (hrefs relative
+    to the item's folder), as publish writes them."""
     to_parquet(parse_stac_items_to_arrow(items), folder / "items.parquet")
     for item in items:
         (folder / item["id"]).mkdir(parents=True, exist_ok=True)
-        (folder / item["id"] / f"{item['id']}.json").write_text(json.dumps(item, ensure_ascii=False), "utf-8")
+        static = copy.deepcopy(item)
+        for asset in static["assets"].values():
+            if not urlsplit(asset["href"]).scheme:
+                asset["href"] = posixpath.relpath(asset["href"], f"{folder.name}/{item['id']}")
+        (folder / item["id"] / f"{item['id']}.json").write_text(json.dumps(static, ensure_ascii=False), "utf-8")
 
 
 def write_publication(root: Path) -> dict[str, str]:

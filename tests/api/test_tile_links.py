@@ -9,7 +9,6 @@ the layer. Tiles of restricted collections are asked with an admin API key.
 from __future__ import annotations
 
 import hashlib
-import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +27,7 @@ from titiler.core.utils import render_image
 from ncdc_stac.settings import Settings
 from services.api.tile_links import WEB_MAP_LINKS
 from services.app import create_app
-from tests.publication import Publication, publish_samples
+from tests.publication import Publication
 from tests.raster.helpers import cog, data_tile, decode_image, decode_mvt, decode_npy, source_tile, valid
 from tests.stac_schemas import OfflineValidator
 
@@ -39,15 +38,6 @@ WMTS = {"w": "http://www.opengis.net/wmts/1.0", "ows": "http://www.opengis.net/o
 MERCATOR = morecantile.tms.get("WebMercatorQuad")
 HMA_ITEM = "baltoro-2013-07"
 PS_ITEM = "ps-track-107-descending"
-
-
-@pytest.fixture(scope="module")
-def samples(tmp_path_factory: pytest.TempPathFactory) -> Publication:
-    """The published samples, shared with the other test folders (``tests.conftest.publication``)."""
-    base = tmp_path_factory.getbasetemp()
-    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "published-samples"
-    shared.mkdir(exist_ok=True)
-    return publish_samples(shared)
 
 
 @pytest.fixture(scope="module")
