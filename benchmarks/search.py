@@ -17,11 +17,13 @@ four ways are measured, 1 and 8 concurrent clients (threads, closed loop, bounde
 * ``DuckDB``         the same searches in-process: ``services.api.search.Search`` (the API's SQL, Arrow out);
   the id lookup as DuckDB answers it from items.parquet (``WHERE id = ?``)
 * ``pgstac API``     ``services.app`` with the pgstac backend on uvicorn, over a throwaway PostgreSQL 15 cluster
-  (``tests.pgstac_cluster``) loaded with ``publish.ingest`` (pypgstac's loader)
+  (``tests.pgstac_cluster``) loaded with ``publish.ingest`` (pypgstac's loader), then ``VACUUM (ANALYZE)``
 * ``pgstac search()`` pgstac's ``search(jsonb)`` in-process through psycopg (one connection per client)
 
-then ratios: API overhead (API p50 / engine p50), embedded vs pgstac (pgstac p50 / embedded p50 and the req/s
-ratio at 8 clients), id lookup. Loopback only; every loop is bounded.
+The four are measured in turns (``benchmarks.load.measure_in_turns``: each cell in 4 rounds, the order rotated),
+with both servers, the cluster and the in-process engines up throughout, so that a ratio compares runs made in
+the same states of a shared machine. Then ratios: API overhead (API p50 / engine p50), embedded vs pgstac
+(pgstac p50 / embedded p50 and the req/s ratio at 8 clients), id lookup. Loopback only; every loop is bounded.
 
 Run from the repository root: ``.venv/bin/python -m benchmarks.search [--sizes 10k,100k] [--seconds 5]``
 (``--results FILE`` appends the figures and the tables for ``make bench``).
@@ -30,6 +32,7 @@ Run from the repository root: ``.venv/bin/python -m benchmarks.search [--sizes 1
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -45,7 +48,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from benchmarks.load import Pool, Stats, measure
+from benchmarks.load import Pool, Stats, measure_in_turns
 from benchmarks.results import Point, Row, Target, add_results_option, print_rows, record
 from benchmarks.server import serve
 from benchmarks.synthetic import COLLECTION, SyntheticPublication, glacier_count, item_id, write_publication
@@ -56,6 +59,8 @@ CONCURRENCY = (1, 8)
 LIMIT = 50
 PAGE_SIZE = 10
 PAGES = 50
+KEEPALIVE_SECONDS = 2.0
+"""How long the benchmark's HTTP clients keep an idle connection: less than uvicorn's ``timeout_keep_alive``."""
 SECTION = "search"
 SLOW_OK = {"NCDC_STAC_REQUEST_TIMEOUT": "600"}
 """The APIs' request deadline (30 s by default, then 503) raised: slow answers are measured, not refused."""
@@ -128,7 +133,9 @@ class HttpMode:
     def __init__(self, base: str, ids: Ids) -> None:
         self.base = base.rstrip("/") + "/stac"
         self.ids = ids
-        self.clients: Pool[httpx.Client] = Pool(lambda: httpx.Client(timeout=120), httpx.Client.close)
+        # idle connections closed before uvicorn closes them (5 s): between turns a reused one could be reset
+        limits = httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS)
+        self.clients: Pool[httpx.Client] = Pool(lambda: httpx.Client(timeout=120, limits=limits), httpx.Client.close)
 
     def close(self) -> None:
         self.clients.close()
@@ -320,30 +327,30 @@ class Options:
 Results = dict[tuple[str, str, int], Stats]
 
 
-def run_mode(mode: str, target: Any, options: Options, results: Results, failures: list[str]) -> None:
-    """Every query at each concurrency; a cell whose requests fail is reported in ``failures`` and skipped."""
+def run_in_turns(targets: dict[str, Any], options: Options, results: Results, failures: list[str]) -> None:
+    """Every query at each concurrency, the modes in turns (``measure_in_turns``); a mode whose requests fail is
+    reported in ``failures`` and left out of that cell."""
     for query in QUERIES:
-        operation = target.operation(query)
-        limit = options.walks if query == "page 50" else options.operations
+        operations = {mode: target.operation(query) for mode, target in targets.items()}
         for clients in CONCURRENCY:
-            try:
-                stats = measure(
-                    operation,
-                    concurrency=clients,
-                    max_operations=limit,
-                    max_seconds=options.seconds,
-                    warmup=1 if query == "page 50" else 3,
-                )
-            except RuntimeError as err:
-                failures.append(f"{mode} {query} at {clients} client(s): {str(err)[:300]}")
-                print(f"    {mode:<16} {query:<14} c={clients}  FAILED: {str(err)[:300]}", flush=True)
-                continue
-            results[(mode, query, clients)] = stats
-            print(
-                f"    {mode:<16} {query:<14} c={clients}  p50 {stats.p50 * 1e3:9.2f} ms  "
-                f"p95 {stats.p95 * 1e3:9.2f} ms  {stats.rate:8.1f}/s  (n={len(stats.latencies)})",
-                flush=True,
+            measured, failed = measure_in_turns(
+                operations,
+                concurrency=clients,
+                max_operations=options.walks if query == "page 50" else options.operations,
+                max_seconds=options.seconds,
+                warmup=1 if query == "page 50" else 3,
             )
+            for mode in operations:
+                if mode in failed:
+                    failures.append(f"{mode} {query} at {clients} client(s): {failed[mode][:300]}")
+                    print(f"    {mode:<16} {query:<14} c={clients}  FAILED: {failed[mode][:300]}", flush=True)
+                    continue
+                stats = results[(mode, query, clients)] = measured[mode]
+                print(
+                    f"    {mode:<16} {query:<14} c={clients}  p50 {stats.p50 * 1e3:9.2f} ms  "
+                    f"p95 {stats.p95 * 1e3:9.2f} ms  {stats.rate:8.1f}/s  (n={len(stats.latencies)})",
+                    flush=True,
+                )
 
 
 def _ms(stats: Stats | None) -> str:
@@ -473,66 +480,58 @@ def bench_size(n: int, work: Path, options: Options, with_pgstac: bool, failures
         flush=True,
     )
     results: Results = {}
-
-    with serve({"NCDC_STAC_ROOT": str(publication.root), "NCDC_STAC_BACKEND": "duckdb", **SLOW_OK}) as base:
-        api = HttpMode(base, ids)
-        try:
-            run_mode("embedded API", api, options, results, failures)
-        finally:
-            api.close()
-    duckdb = DuckDBMode(publication.root, ids)
-    where = "resident in DuckDB's memory" if duckdb.entry.resident else "read from items.parquet"
-    print(f"  embedded backend: the items are {where} (NCDC_STAC_DUCKDB_RESIDENT_ITEMS)", flush=True)
-    try:
-        run_mode("DuckDB", duckdb, options, results, failures)
-    finally:
-        duckdb.close()
-
-    if with_pgstac:
-        try:
-            bench_pgstac(publication, ids, options, results, failures)
-        except Exception as err:  # pytest's Skipped (no PostgreSQL) is not an Exception subclass
-            print(f"  pgstac failed: {err!r}", flush=True)
+    with contextlib.ExitStack() as stack:
+        base = stack.enter_context(
+            serve({"NCDC_STAC_ROOT": str(publication.root), "NCDC_STAC_BACKEND": "duckdb", **SLOW_OK})
+        )
+        targets: dict[str, Any] = {"embedded API": HttpMode(base, ids), "DuckDB": DuckDBMode(publication.root, ids)}
+        for target in targets.values():
+            stack.callback(target.close)
+        where = "resident in DuckDB's memory" if targets["DuckDB"].entry.resident else "read from items.parquet"
+        print(f"  embedded backend: the items are {where} (NCDC_STAC_DUCKDB_RESIDENT_ITEMS)", flush=True)
+        if with_pgstac:
+            targets.update(pgstac_targets(publication, ids, stack))
+        print(f"  measuring in turns: {', '.join(targets)}", flush=True)
+        run_in_turns(targets, options, results, failures)
     return results
 
 
-def bench_pgstac(
-    publication: SyntheticPublication, ids: Ids, options: Options, results: Results, failures: list[str]
-) -> None:
+def pgstac_targets(publication: SyntheticPublication, ids: Ids, stack: contextlib.ExitStack) -> dict[str, Any]:
+    """The pgstac API and pgstac's ``search()`` over a throwaway cluster loaded with ``publish.ingest`` and then
+    vacuumed and analyzed (as after any bulk load), kept up by ``stack``; none when PostgreSQL is missing."""
     from publish.ingest import ingest
 
     try:
         from tests.pgstac_cluster import pgstac_cluster
-    except ImportError as err:
-        print(f"  pgstac skipped: {err}")
-        return
-    cluster = pgstac_cluster()
-    try:
-        dsn = cluster.__enter__()
+
+        dsn = stack.enter_context(pgstac_cluster())
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as err:  # tests.conftest.require() skips (pytest's Skipped) when PostgreSQL is missing
-        print(f"  pgstac skipped: {err!r}")
-        return
+        print(f"  pgstac skipped: {err!r}", flush=True)
+        return {}
     try:
+        import psycopg
+
         started = time.perf_counter()
         summary = ingest(publication.root, dsn)
-        print(f"  pgstac: loaded {summary.items:,} items in {time.perf_counter() - started:.1f} s", flush=True)
-        with serve(
-            {"NCDC_STAC_ROOT": str(publication.root), "NCDC_STAC_BACKEND": "pgstac", "NCDC_STAC_DSN": dsn, **SLOW_OK}
-        ) as base:
-            api = HttpMode(base, ids)
-            try:
-                run_mode("pgstac API", api, options, results, failures)
-            finally:
-                api.close()
-        engine = PgstacMode(dsn, ids)
-        try:
-            run_mode("pgstac search()", engine, options, results, failures)
-        finally:
-            engine.close()
-    finally:
-        cluster.__exit__(None, None, None)
+        loaded = time.perf_counter()
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute("VACUUM (ANALYZE)")
+        print(
+            f"  pgstac: loaded {summary.items:,} items in {loaded - started:.1f} s, VACUUM (ANALYZE) in "
+            f"{time.perf_counter() - loaded:.1f} s",
+            flush=True,
+        )
+        env = {"NCDC_STAC_ROOT": str(publication.root), "NCDC_STAC_BACKEND": "pgstac", "NCDC_STAC_DSN": dsn}
+        base = stack.enter_context(serve({**env, **SLOW_OK}))
+    except Exception as err:
+        print(f"  pgstac failed: {err!r}", flush=True)
+        return {}
+    targets: dict[str, Any] = {"pgstac API": HttpMode(base, ids), "pgstac search()": PgstacMode(dsn, ids)}
+    for target in targets.values():
+        stack.callback(target.close)
+    return targets
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,8 +1,9 @@
-"""The benchmark plumbing that needs no server: results file, report, plots, the load mix (no timings)."""
+"""The benchmark plumbing that needs no server: results file, report, plots, the load mix, turns (no timings)."""
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from benchmarks.load import measure_in_turns
 from benchmarks.load_test import MIX, Request, RssSeries, schedule
 from benchmarks.plots import draw_all
 from benchmarks.results import Point, Results, Row, Target, main, markdown, print_rows, record
@@ -103,3 +105,27 @@ def test_synthetic_publication_is_in_publish_order(tmp_path: Path, monkeypatch: 
     keys = [(-moment.timestamp(), item_id) for moment, item_id in zip(times, ids, strict=True)]
     assert keys == sorted(keys), "newest first, then by id: the API's default order"
     assert table.column("datetime")[-1].as_py() == FIRST_MONTH + timedelta(days=14), "the oldest month is the first"
+
+
+def test_measure_in_turns_rotates_shares_and_drops_failures() -> None:
+    calls: list[tuple[str, int]] = []
+
+    def operation(name: str, fail_at: int | None = None) -> Callable[[int], object]:
+        def run(number: int) -> None:
+            calls.append((name, number))
+            if number == fail_at:
+                raise ValueError(f"{name} failed at {number}")
+
+        return run
+
+    operations = {"a": operation("a"), "b": operation("b"), "c": operation("c", fail_at=5)}
+    stats, failed = measure_in_turns(operations, concurrency=1, max_operations=10, max_seconds=60, warmup=2, rounds=4)
+    assert set(stats) == {"a", "b"} and set(failed) == {"c"} and "c failed at 5" in failed["c"]
+    for name in ("a", "b"):
+        numbers = [number for who, number in calls if who == name]
+        assert numbers[:2] == [-1, -2]  # warm-up in the first turn only
+        assert numbers[2:] == list(range(10))  # every number once, continued from turn to turn
+        assert len(stats[name].latencies) == 10
+    assert [number for who, number in calls if who == "c"] == [-1, -2, 0, 1, 2, 3, 4, 5]  # left out after failing
+    runs = [who for index, (who, _) in enumerate(calls) if index == 0 or calls[index - 1][0] != who]
+    assert runs[:6] == ["a", "b", "c", "b", "c", "a"]  # turn 2 starts with the second: the order rotates

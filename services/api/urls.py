@@ -9,6 +9,7 @@ and path prefix (ASGI ``root_path``, e.g. ``uvicorn --root-path``, or ``X-Forwar
 from __future__ import annotations
 
 import posixpath
+import re
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -20,6 +21,8 @@ SERVICE_ROOT = "ncdc_stac.service_root_path"
 """ASGI scope key: the root path of the whole service, recorded when entering a mounted sub-app."""
 FILES_PATH = "/files"
 _SAFE = "/%:@!$&'()*+,;=-._~"
+_UNQUOTED = re.compile(r"[A-Za-z0-9/%:@!$&'()*+,;=._~-]*")
+"""Paths that ``quote(path, safe=_SAFE)`` returns unchanged (the common case: spared the call)."""
 
 
 def _route_path(scope: Scope) -> str:
@@ -103,12 +106,12 @@ def is_absolute(href: str) -> bool:
 
 def file_href(href: str, files_base: str, folder: str = "") -> str:
     """``{files_base}/{folder}/{href}`` for a relative href, the href itself when absolute."""
-    if not href or is_absolute(href) or href.startswith("//"):
+    if not href or href.startswith("//") or (":" in href and is_absolute(href)):  # a scheme needs a colon
         return href
     path = posixpath.normpath(posixpath.join(folder, href.lstrip("/")))
-    if path == "." or path.startswith("../"):
+    if path in (".", "..") or path.startswith("../"):
         return href
-    return f"{files_base}/{quote(path, safe=_SAFE)}"
+    return f"{files_base}/{path if _UNQUOTED.fullmatch(path) else quote(path, safe=_SAFE)}"
 
 
 def absolute_assets(assets: dict[str, Any], files_base: str, folder: str = "") -> None:

@@ -8,6 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from ncdc_stac.settings import Settings
+from services.api.urls import file_href
 from services.app import create_app
 
 
@@ -89,3 +90,31 @@ def test_files_are_served(client: TestClient, ids: dict[str, str]) -> None:
     assert response.content == b"II*\x00"
     assert client.get("/files/catalog.json").is_success
     assert client.get("/files/%2e%2e/%2e%2e/etc/passwd").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("href", "folder", "expected"),
+    [
+        ("a/b.tif", "", "F/a/b.tif"),
+        ("./b.tif", "c/i", "F/c/i/b.tif"),
+        ("../c.json", "c/i", "F/c/c.json"),
+        ("/a/b.tif", "c", "F/c/a/b.tif"),
+        ("a b/冰川.tif", "", "F/a%20b/%E5%86%B0%E5%B7%9D.tif"),
+        ("a%20b.tif", "", "F/a%20b.tif"),
+        ("a#b?c.tif", "", "F/a%23b%3Fc.tif"),
+        ("x:y.tif", "", "x:y.tif"),  # a scheme: absolute, as urlsplit reads it
+        ("a/x:y.tif", "", "F/a/x:y.tif"),
+        ("https://example.org/a.tif", "c", "https://example.org/a.tif"),
+        ("s3://bucket/a.tif", "", "s3://bucket/a.tif"),
+        ("//host/a.tif", "", "//host/a.tif"),
+        ("", "c", ""),
+        (".", "", "."),
+        ("..", "", ".."),
+        ("../../a.tif", "c", "../../a.tif"),
+        ("a/../../b.tif", "", "a/../../b.tif"),
+    ],
+)
+def test_file_href(href: str, folder: str, expected: str) -> None:
+    """Relative hrefs under the files URL (percent-encoded where needed); absolute ones and those that climb out of
+    the publication unchanged."""
+    assert file_href(href, "F", folder) == expected
