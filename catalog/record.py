@@ -254,12 +254,16 @@ def parse_record(raw: Any, source: str = "<record>") -> Record:
     try:
         return Record.model_validate(raw)
     except ValidationError as err:
-        first = err.errors()[0]
-        field = _field_path(first["loc"])
-        if field == "(record)" and "ds_acq" in first["msg"]:
-            field = "ds_acq_*"
-        value = (
-            f" (got {first['input']!r})" if first["type"] != "missing" and not isinstance(first["input"], dict) else ""
-        )
-        more = f"; {err.error_count() - 1} more problem(s)" if err.error_count() > 1 else ""
-        raise RecordError(source, field, f"{first['msg']}{value}{more}") from None
+        problems = [_problem(error) for error in err.errors()]
+        field, message = problems[0]
+        others = "".join(f"; {other}: {text}" for other, text in problems[1:])
+        raise RecordError(source, field, message + others) from None
+
+
+def _problem(error: Any) -> tuple[str, str]:
+    """(field, message) of one pydantic validation error of a record."""
+    field = _field_path(error["loc"])
+    if field == "(record)" and "ds_acq" in error["msg"]:
+        field = "ds_acq_*"
+    value = f" (got {error['input']!r})" if error["type"] != "missing" and not isinstance(error["input"], dict) else ""
+    return field, f"{error['msg']}{value}"

@@ -61,14 +61,37 @@ def convert(records: tuple[Path, ...], out: Path) -> None:
 
 
 @main.command()
-@click.option("--out", default=Path("samples"), show_default=True, type=click.Path(path_type=Path, file_okay=False))
-@click.option("--scale", type=click.Choice(["small", "full"]), default="small", show_default=True)
-@click.option("--dataset", "datasets", multiple=True, help="Only these datasets (default: all).")
+@click.option(
+    "--out",
+    default=Path("samples"),
+    show_default=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder to write into (a sub-folder per dataset).",
+)
+@click.option(
+    "--scale",
+    type=click.Choice(["small", "full"]),
+    default="small",
+    show_default=True,
+    help="small: quick to make and publish; full: the size and resolution of the real files.",
+)
+@click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    help="Only this dataset (repeat for several; default: all): cpec-deformation, muli-subsidence, "
+    "gangrigab-velocity, hma-glacier-velocity.",
+)
 def samples(out: Path, scale: str, datasets: tuple[str, ...]) -> None:
     """Generate SYNTHETIC sample inputs in the formats the records describe (not real data)."""
     from rich.progress import Progress, SpinnerColumn, TimeElapsedColumn
 
-    from publish.samples import generate_samples
+    from publish.samples import checked_datasets, generate_samples
+
+    try:
+        checked_datasets(scale, datasets or None)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="'--dataset'") from None
 
     with Progress(SpinnerColumn(), "{task.description}", TimeElapsedColumn(), console=err_console) as progress:
         task = progress.add_task("generating samples", total=None)
@@ -142,7 +165,7 @@ def publish(
         f"{summary.collection_id}: {summary.files} files, {summary.items} items "
         f"({summary.converted} converted, {summary.unchanged} unchanged, {summary.removed} removed), "
         f"{summary.written_files} files written, {summary.bytes / 1e6:.1f} MB, {summary.seconds:.1f} s"
-        + (" - nothing changed" if nothing else "")
+        + (f", {len(summary.errors)} error(s) above" if summary.errors else " - nothing changed" if nothing else "")
     )
     if summary.errors:
         sys.exit(1)

@@ -84,7 +84,7 @@ def generate_samples(
 
     ``progress`` receives ``"<dataset>/<file>"`` once per file written.
     """
-    keys = _check(scale, datasets)
+    keys = checked_datasets(scale, datasets)
     folders: dict[str, Path] = {}
     for key in keys:
         spec = _SPECS[key]
@@ -106,10 +106,10 @@ def count_files(scale: Scale = "small", datasets: Sequence[str] | None = None) -
         "gangrigab-velocity": 12,
         "hma-glacier-velocity": len(_hma_glaciers(scale)) * len(HMA_MONTHS),
     }
-    return sum(per_dataset[key] + 1 for key in _check(scale, datasets))  # + README.txt
+    return sum(per_dataset[key] + 1 for key in checked_datasets(scale, datasets))  # + README.txt
 
 
-def _check(scale: str, datasets: Sequence[str] | None) -> tuple[str, ...]:
+def checked_datasets(scale: str, datasets: Sequence[str] | None) -> tuple[str, ...]:
     """Validate arguments; return the dataset keys, without repeats."""
     if scale not in ("small", "full"):
         raise ValueError(f"scale must be 'small' or 'full', not {scale!r}")

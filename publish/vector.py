@@ -31,16 +31,37 @@ def _needs_detection(source: Path) -> bool:
 
 
 def _detect(frame: gpd.GeoDataFrame, source: Path) -> gpd.GeoDataFrame:
-    """Re-decode text read as Latin-1 (byte-preserving) with the first encoding that fits all of it."""
-    text_columns = [c for c in frame.columns if c != "geometry" and pd.api.types.is_string_dtype(frame[c])]
+    """Re-decode the field names and text read as Latin-1 (byte-preserving) with the first encoding that fits all
+    of them."""
+    geometry = frame.geometry.name
+    text_columns = [c for c in frame.columns if c != geometry and pd.api.types.is_string_dtype(frame[c])]
     raw = {c: frame[c].map(lambda v: v.encode("latin-1") if isinstance(v, str) else v) for c in text_columns}
+    names = {c: c.encode("latin-1") for c in frame.columns if c != geometry}
     for encoding in CANDIDATE_ENCODINGS:
         try:
             decoded = {c: raw[c].map(lambda v, e=encoding: v.decode(e) if isinstance(v, bytes) else v) for c in raw}
+            renamed = {c: name.decode(encoding) for c, name in names.items()}
         except UnicodeDecodeError:
             continue
-        return frame.assign(**decoded)
+        return frame.assign(**decoded).rename(columns=renamed)
     raise VectorError(f"{source.with_suffix('.dbf')}: text is neither UTF-8 nor GBK/GB18030; add a .cpg file")
+
+
+def _check_dbf(dbf: Path) -> None:
+    """A DBF holds what its header declares (dBASE: record count at byte 4, header and record lengths at 8 and
+    10); GDAL reads a DBF cut inside its header as one without fields, silently."""
+    with dbf.open("rb") as file:
+        header = file.read(32)
+    if len(header) < 32:
+        raise VectorError(f"{dbf}: cannot read vector data: the DBF is unreadable (no header)")
+    records = int.from_bytes(header[4:8], "little")
+    header_bytes, record_bytes = int.from_bytes(header[8:10], "little"), int.from_bytes(header[10:12], "little")
+    expected, found = header_bytes + records * record_bytes, dbf.stat().st_size
+    if found < expected:
+        raise VectorError(
+            f"{dbf}: cannot read vector data: the DBF is truncated ({found:,} bytes; its header declares "
+            f"{records:,} records of {record_bytes} bytes after {header_bytes:,} bytes of header: {expected:,})"
+        )
 
 
 def read_vector(source: Path) -> gpd.GeoDataFrame:
@@ -49,6 +70,7 @@ def read_vector(source: Path) -> gpd.GeoDataFrame:
         for sidecar in (".dbf", ".shx"):
             if not source.with_suffix(sidecar).exists():
                 raise VectorError(f"{source}: the shapefile has no {sidecar} file")
+        _check_dbf(source.with_suffix(".dbf"))
         try:
             pyogrio.read_info(source.with_suffix(".dbf"))
         except pyogrio.errors.DataSourceError:

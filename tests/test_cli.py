@@ -43,3 +43,15 @@ def test_bad_record_fails_alone(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert f"{bad}: ds_acq_lat_north:" in result.stderr
     assert len(list(out.glob("*/collection.json"))) == 1, "the good record still converts, the bad writes nothing"
+
+
+def test_samples_names_its_datasets_and_refuses_unknown_ones(tmp_path: Path) -> None:
+    from publish.samples import DATASETS
+
+    runner = CliRunner()
+    help_text = " ".join(runner.invoke(main, ["samples", "--help"]).output.split())
+    assert all(name in help_text for name in DATASETS)
+    result = runner.invoke(main, ["samples", "--out", str(tmp_path / "s"), "--dataset", "nosuch"])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--dataset': unknown dataset(s) nosuch; choose from" in result.output
+    assert not (tmp_path / "s").exists()

@@ -263,6 +263,7 @@ def test_bad_inputs_fail_alone(gangrigab: tuple[Path, Path], publication: Public
     assert result.exit_code == 1
     assert f"{data / '202307.tif'}: cannot read raster" in result.stderr
     assert "velocity-august.tif: file name does not match the recipe's regex" in result.stderr
+    assert result.stdout.rstrip().endswith(", 2 error(s) above"), result.stdout
     assert snapshot(collection_dir / "2023-07") == july, "the failed file keeps its previous publication"
     assert len(load(collection_dir / "collection.json")["links"]) >= 12
 

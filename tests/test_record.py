@@ -53,6 +53,17 @@ def test_bad_values_name_the_field(change: dict[str, Any], field: str, fragment:
     assert str(caught.value).startswith(f"bad.json: {field}: ")
 
 
+def test_every_problem_is_named() -> None:
+    """A record with several bad fields names them all, so one run shows what to fix."""
+    raw = raw_record() | {"ds_acq_lat_north": "north", "ds_share_type": 5, "ds_acq_lon_east": -200}
+    with pytest.raises(RecordError) as caught:
+        parse_record(raw, "bad.json")
+    text = str(caught.value)
+    assert text.startswith(f"bad.json: {caught.value.field}: ")
+    for field, got in (("ds_acq_lat_north", "'north'"), ("ds_share_type", "5"), ("ds_acq_lon_east", "-200")):
+        assert f"{field}: " in text and f"(got {got})" in text, (field, text)
+
+
 def test_missing_id_names_the_field() -> None:
     raw = raw_record()
     del raw["id"]

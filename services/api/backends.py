@@ -23,7 +23,6 @@ from stac_fastapi.api.models import (
     EmptyRequest,
     ItemCollectionUri,
     create_get_request_model,
-    create_post_request_model,
     create_request_model,
 )
 from stac_fastapi.extensions import (
@@ -52,6 +51,7 @@ from starlette.middleware import Middleware
 from ncdc_stac.settings import Settings
 from services.api.duckdb_client import DuckDBClient, DuckDBFiltersClient
 from services.api.store import DuckDBStore
+from services.api.text_filter import search_post_model
 
 LANDING_ID = "ncdc-stac"
 STAC_VERSION = "1.1.0"
@@ -192,9 +192,7 @@ def create_stac_app(settings: Settings) -> FastAPI:
         stac_version=STAC_VERSION,
         extensions=extensions,
         search_get_request_model=create_get_request_model(backend.search_extensions),
-        search_post_request_model=create_post_request_model(
-            backend.search_extensions, base_model=backend.search_post_base
-        ),
+        search_post_request_model=search_post_model(backend.search_extensions, backend.search_post_base),
         items_get_request_model=items_model,
         collections_get_request_model=collections_model,
         middlewares=[Middleware(BrotliMiddleware)],  # CORS is the root app's (services.access.add_cors)

@@ -126,6 +126,9 @@ class SqlBuilder:
 
     def _property(self, name: str) -> str:
         column = column_name(name)
+        if column == "datetime" and "start_datetime" in self.columns:
+            # an item with a period (null datetime) compares by its start, as pgstac's datetime column
+            return 'COALESCE("datetime", "start_datetime")' if "datetime" in self.columns else '"start_datetime"'
         if column in self.absent:
             return "NULL"
         if column not in self.columns:

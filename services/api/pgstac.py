@@ -59,7 +59,6 @@ from stac_fastapi.api.models import (
     EmptyRequest,
     ItemCollectionUri,
     create_get_request_model,
-    create_post_request_model,
     create_request_model,
 )
 from stac_fastapi.extensions import ItemCollectionFilterExtension, SearchFilterExtension
@@ -84,6 +83,7 @@ from services.api.cql2_sql import FilterError, column_name, parse_filter
 from services.api.responses import GeoJSONBody
 from services.api.search import SearchError, parse_bbox
 from services.api.store import I18N_FIELD, search_text
+from services.api.text_filter import search_post_model
 from services.api.tile_links import add_web_map_links, raster_base_url
 from services.api.transactions import admin_only
 from services.api.urls import FILES_PATH, absolute_assets, api_base_url, file_href, service_base_url
@@ -837,7 +837,7 @@ class PgstacParts:
                 description=api.stac_fastapi_description,
                 lifespan=self.lifespan,
             )
-        search_post = create_post_request_model(self.search_extensions, base_model=PgstacSearch)
+        search_post = search_post_model(self.search_extensions, PgstacSearch)
         items_get: type[Any] = ItemCollectionUri
         if self.item_collection_extensions:
             items_get = create_request_model(
@@ -902,7 +902,7 @@ def pgstac_parts(settings: Settings) -> PgstacParts:
         api_settings=api,
         postgres=postgres_settings(settings, {"pgstac.context": api.context}),
         client=NcdcCoreCrudClient(  # type: ignore[call-arg]  # attrs fields of the untyped base class
-            pgstac_search_model=create_post_request_model(extensions.search, base_model=PgstacSearch),
+            pgstac_search_model=search_post_model(extensions.search, PgstacSearch),
             landing_page_id=api.stac_fastapi_landing_id,
         ),
         search_extensions=extensions.search,

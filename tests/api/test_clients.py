@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import cql2
 import httpx
 import pystac
 import pytest
@@ -31,6 +32,44 @@ def test_pystac_client_search(live_url: str, ids: dict[str, str], method: str) -
     first = items[0]
     assert isinstance(first, pystac.Item)
     assert first.assets["data"].href.startswith(f"{live_url}/files/")
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_pystac_client_text_filter(live_url: str, ids: dict[str, str], method: str) -> None:
+    """A string filter, as users write it: pystac-client sends it as cql2-text, in the body for POST."""
+    client = Client.open(f"{live_url}/stac/")
+    text = "\"ncdc:mean_velocity\" >= 5 AND platform = 'landsat-8'"
+    as_json = {
+        "op": "and",
+        "args": [
+            {"op": ">=", "args": [{"property": "ncdc:mean_velocity"}, 5]},
+            {"op": "=", "args": [{"property": "platform"}, "landsat-8"]},
+        ],
+    }
+    found = {
+        str(kind): sorted((i.collection_id, i.id) for i in client.search(method=method, filter=value, limit=7).items())
+        for kind, value in (("text", text), ("json", as_json))
+    }
+    assert found["text"] == found["json"] and len(found["text"]) > 7  # several pages, followed with the filter
+
+
+def test_post_text_filter(live_url: str) -> None:
+    """cql2-text in a POST body (as other clients send it) answers as its CQL2-JSON; bad ones are 400s."""
+    text = "\"ncdc:mean_velocity\" >= 5 AND platform = 'landsat-8'"
+    pages = [
+        httpx.post(f"{live_url}/stac/search", json={"filter": value, "filter-lang": lang, "limit": 100})
+        for value, lang in ((text, "cql2-text"), (text, None), (cql2.parse_text(text).to_json(), "cql2-json"))
+    ]
+    assert [page.status_code for page in pages] == [200, 200, 200], pages[0].text
+    found = [sorted(f["id"] for f in page.json()["features"]) for page in pages]
+    assert found[0] == found[1] == found[2] and len(found[0]) > 7
+
+
+def test_post_text_filter_errors(live_url: str) -> None:
+    bad = httpx.post(f"{live_url}/stac/search", json={"filter": "ncdc:mean_velocity >>> 5", "filter-lang": "cql2-text"})
+    assert bad.status_code == 400 and "CQL2" in bad.text
+    other = httpx.post(f"{live_url}/stac/search", json={"filter": "x = 1", "filter-lang": "sql"})
+    assert other.status_code == 400 and "cql2-text or cql2-json" in other.text
 
 
 def test_pystac_client_item(live_url: str, ids: dict[str, str]) -> None:

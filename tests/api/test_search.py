@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from tests.api.publication import subsidence_items
+
 TOTAL = 12 + 30 + 25
 """Items in the test publication: gangrigab 12, hma 30, muli 25."""
 
@@ -147,6 +149,19 @@ def test_filter_cql2_text(client: TestClient, cql2_text: str, expected: int) -> 
     body = _ok(client.get("/stac/search", params={"filter": cql2_text, "filter-lang": "cql2-text", "limit": 100}))
     assert body["numberMatched"] == expected
     assert len(body["features"]) == expected
+
+
+def test_filter_on_datetime_of_items_with_a_period(client: TestClient, ids: dict[str, str]) -> None:
+    """An item with start/end_datetime and a null datetime compares by its start (pgstac's datetime column)."""
+    items = subsidence_items(ids["muli"])
+    moment = "2021-01-01T00:00:00Z"
+    expected = sorted(item["id"] for item in items if item["properties"]["start_datetime"] >= moment)
+    assert 0 < len(expected) < len(items)
+    for text in (f"datetime >= TIMESTAMP('{moment}')", f"NOT datetime < TIMESTAMP('{moment}')"):
+        body = _ok(client.get("/stac/search", params={"collections": ids["muli"], "filter": text, "limit": 100}))
+        assert sorted(feature["id"] for feature in body["features"]) == expected, text
+    body = _ok(client.get("/stac/search", params={"collections": ids["muli"], "filter": "datetime IS NULL"}))
+    assert body["numberMatched"] == 0
 
 
 def test_filter_cql2_json(client: TestClient, ids: dict[str, str]) -> None:
